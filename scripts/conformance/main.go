@@ -1,0 +1,159 @@
+// Command conformance checks that `kite flow validate` accepts the flows of the
+// Kestra conformance corpus (../shared/conformance/kestra, see its README).
+//
+// A `class: core` flow must validate (exit 0). A `class: other` flow must
+// validate or be rejected with a message containing "not supported yet". No
+// flow may crash kite: an exit code above 1, death by a signal, a timeout or
+// "panic" in the output. Only problems are printed, one line per flow, then a
+// summary. The exit status is 1 when a core flow fails or anything crashes.
+//
+// It is run by `make conformance` (scripts/conformance.sh); it will give way to
+// a kite command once kite can run the corpus itself.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// expectation is the part of one expectations.yaml entry that validation needs.
+type expectation struct {
+	File  string `yaml:"file"` // path in Kestra's repository; the flow is flows/<basename>
+	Class string `yaml:"class"`
+}
+
+// outcome is how kite treated one flow.
+type outcome int
+
+const (
+	valid        outcome = iota // exit 0
+	notSupported                // exit 1 with "not supported yet"
+	rejected                    // exit 1 with any other message
+	crashed                     // exit > 1, signal, timeout or "panic"
+)
+
+func main() {
+	dir := flag.String("dir", "../shared/conformance/kestra", "conformance corpus (holds expectations.yaml and flows/)")
+	kite := flag.String("kite", "bin/kite", "kite binary")
+	timeout := flag.Duration("timeout", time.Minute, "time limit for one `kite flow validate`")
+	flag.Parse()
+
+	ok, err := run(*dir, *kite, *timeout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "conformance:", err)
+		os.Exit(2)
+	}
+	if !ok {
+		os.Exit(1)
+	}
+}
+
+func run(dir, kite string, timeout time.Duration) (bool, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "expectations.yaml"))
+	if err != nil {
+		return false, fmt.Errorf("reading expectations: %w", err)
+	}
+	var entries []expectation
+	if err := yaml.Unmarshal(raw, &entries); err != nil {
+		return false, fmt.Errorf("parsing %s: %w", filepath.Join(dir, "expectations.yaml"), err)
+	}
+
+	var coreTotal, coreValid, otherPassed, otherUnsupported, otherRejected, crashes int
+	for _, e := range entries {
+		if e.Class != "core" && e.Class != "other" {
+			return false, fmt.Errorf("%s: class %q, want core or other", e.File, e.Class)
+		}
+		flow := filepath.Join("flows", filepath.Base(e.File))
+		got, detail := validate(kite, filepath.Join(dir, flow), timeout)
+
+		switch {
+		case got == crashed:
+			crashes++
+			report("CRASH", e.Class, flow, detail)
+		case e.Class == "core":
+			if got == valid {
+				coreValid++
+			} else {
+				report("FAIL", e.Class, flow, detail)
+			}
+		case got == valid:
+			otherPassed++
+		case got == notSupported:
+			otherUnsupported++
+		default:
+			otherRejected++
+			report("REJECTED", e.Class, flow, detail)
+		}
+		if e.Class == "core" {
+			coreTotal++
+		}
+	}
+
+	fmt.Printf("core: %d/%d valid, other: %d passed, %d not supported, %d crashed\n",
+		coreValid, coreTotal, otherPassed, otherUnsupported, crashes)
+	if otherRejected > 0 {
+		fmt.Printf("other: %d rejected with an error other than \"not supported yet\" (listed above; not a failure)\n", otherRejected)
+	}
+	return coreValid == coreTotal && crashes == 0, nil
+}
+
+// validate runs `kite flow validate flow` and classifies the result; detail
+// describes anything but a clean exit 0.
+func validate(kite, flow string, timeout time.Duration) (outcome, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+
+	out, err := exec.CommandContext(ctx, kite, "flow", "validate", flow).CombinedOutput()
+	text := strings.TrimSpace(string(out))
+	code := 0
+	if err != nil {
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) {
+			return crashed, fmt.Sprintf("could not run %s: %v", kite, err)
+		}
+		code = exitErr.ExitCode() // -1 when killed by a signal
+	}
+
+	switch {
+	case ctx.Err() != nil:
+		return crashed, fmt.Sprintf("no answer within %s", timeout)
+	case code > 1 || code < 0 || bytes.Contains(out, []byte("panic")):
+		return crashed, fmt.Sprintf("exit %d: %s", code, firstLines(text, 3))
+	case code == 0:
+		return valid, ""
+	case strings.Contains(text, "not supported yet"):
+		return notSupported, firstLines(text, 1)
+	default:
+		return rejected, fmt.Sprintf("exit %d: %s", code, firstLines(text, 3))
+	}
+}
+
+func report(verdict, class, flow, detail string) {
+	fmt.Printf("%-8s %-5s %s: %s\n", verdict, class, flow, detail)
+}
+
+// firstLines returns at most n non-blank lines of s, joined by " | ", so that
+// one flow stays on one line of the report.
+func firstLines(s string, n int) string {
+	var lines []string
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		if len(lines) == n {
+			return strings.Join(lines, " | ") + " | …"
+		}
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, " | ")
+}
