@@ -1,0 +1,3 @@
+// Package storagegcs is Kite's internal storage on Google Cloud Storage (DESIGN.md;
+// issue 7).
+package storagegcs
