@@ -77,8 +77,10 @@ tools: $(GOLANGCI_LINT) ## install pinned golangci-lint into ~/.cache/kite/bin (
 $(GOLANGCI_LINT):
 	@GO=$(GO) scripts/install-golangci-lint.sh $(GOLANGCI_LINT_VERSION) $@
 
-conformance: ## validate the Kestra corpus in ../shared/conformance (skips when absent)
-	@CONFORMANCE_DIR=$(CONFORMANCE_DIR) GO=$(GO) MAKE=$(MAKE) scripts/conformance.sh
+# CONFORMANCE_FLAGS go to the checker: -strict-exec makes execution failures fail the
+# target, -exec=false skips running the flows (see scripts/conformance/main.go).
+conformance: ## validate and run the Kestra corpus in ../shared/conformance (skips when absent)
+	@CONFORMANCE_DIR=$(CONFORMANCE_DIR) GO=$(GO) MAKE=$(MAKE) scripts/conformance.sh $(CONFORMANCE_FLAGS)
 
 fuzz: ## run each Fuzz* test for FUZZTIME (default 30s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh

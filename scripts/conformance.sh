@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# `make conformance`: validates the Kestra conformance corpus with bin/kite.
-# Skips itself (exit 0) when the corpus is absent, so a clone of the project alone
-# still passes CI. The checking itself is scripts/conformance/main.go.
+# `make conformance`: checks bin/kite against the Kestra conformance corpus: validates
+# every flow, then runs the core flows with `kite flow test` and compares the executions
+# (report in bin/conformance.json). Skips itself (exit 0) when the corpus is absent, so
+# a clone of the project alone still passes CI. Arguments go to the checker, e.g.
+# `scripts/conformance.sh -strict-exec` or `-exec=false`; the checking itself is
+# scripts/conformance/ (main.go).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,4 +15,4 @@ if [ ! -f "$dir/expectations.yaml" ]; then
 fi
 
 "${MAKE:-make}" --no-print-directory build
-exec "${GO:-go}" run ./scripts/conformance -dir "$dir" -kite bin/kite
+exec "${GO:-go}" run ./scripts/conformance -dir "$dir" -kite bin/kite "$@"

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -204,4 +205,20 @@ func HasExpression(v any) bool {
 		}
 	}
 	return false
+}
+
+// DecodeInputs reads input declarations given as decoded values (a list of
+// maps, as a Pause task's onResume holds them), with the rules of a flow's
+// inputs.
+func DecodeInputs(decls []any) ([]*Input, error) {
+	var n yaml.Node
+	if err := n.Encode(decls); err != nil {
+		return nil, fmt.Errorf("input declarations: %w", err)
+	}
+	d := &decoder{p: &Parser{}}
+	ins := d.inputs(&n, "onResume")
+	if errs := d.diags.Errors(); len(errs) > 0 {
+		return nil, errs
+	}
+	return ins, nil
 }

@@ -1,11 +1,20 @@
-// Command conformance checks that `kite flow validate` accepts the flows of the
-// Kestra conformance corpus (../shared/conformance/kestra, see its README).
+// Command conformance checks Kite against the Kestra conformance corpus
+// (../shared/conformance/kestra, see its README), in two phases.
 //
-// A `class: core` flow must validate (exit 0). A `class: other` flow must
-// validate or be rejected with a message containing "not supported yet". No
-// flow may crash kite: an exit code above 1, death by a signal, a timeout or
-// "panic" in the output. Only problems are printed, one line per flow, then a
-// summary. The exit status is 1 when a core flow fails or anything crashes.
+// Phase 1, validation: `kite flow validate` on every flow. A `class: core` flow
+// must validate (exit 0). A `class: other` flow must validate or be rejected
+// with a message containing "not supported yet". No flow may crash kite: an
+// exit code above 1, death by a signal, a timeout or "panic" in the output.
+// Only problems are printed, one line per flow, then a summary. Any failure
+// here makes the exit status 1.
+//
+// Phase 2, execution (run.go, match.go): `kite flow test` runs every core flow
+// that is meant to be started directly, and each of its scenarios, and the
+// execution it prints is compared with the entry's `expect`. Failures are
+// printed, with a summary and the expectation fields that one execution
+// cannot show; they make the exit status 1 only with -strict-exec. The JSON
+// report goes to -report. -exec=false skips the phase, and it skips itself
+// when bin/kite has no `flow test` command yet.
 //
 // It is run by `make conformance` (scripts/conformance.sh); it will give way to
 // a kite command once kite can run the corpus itself.
@@ -17,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,22 +53,55 @@ const (
 )
 
 func main() {
-	dir := flag.String("dir", "../shared/conformance/kestra", "conformance corpus (holds expectations.yaml and flows/)")
-	kite := flag.String("kite", "bin/kite", "kite binary")
-	timeout := flag.Duration("timeout", time.Minute, "time limit for one `kite flow validate`")
-	flag.Parse()
-
-	ok, err := run(*dir, *kite, *timeout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "conformance:", err)
-		os.Exit(2)
-	}
-	if !ok {
-		os.Exit(1)
-	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(dir, kite string, timeout time.Duration) (bool, error) {
+// run is the command: it returns the exit status, 0 when everything required
+// passed, 1 when something failed, 2 when it could not check.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("conformance", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	dir := flags.String("dir", "../shared/conformance/kestra", "conformance corpus (holds expectations.yaml and flows/)")
+	kite := flags.String("kite", "bin/kite", "kite binary")
+	timeout := flags.Duration("timeout", time.Minute, "time limit for one `kite flow validate`")
+	runExec := flags.Bool("exec", true, "phase 2: run the core flows with `kite flow test` and compare the executions")
+	strictExec := flags.Bool("strict-exec", false, "make phase 2 failures fail the run (exit 1)")
+	execTimeout := flags.Duration("exec-timeout", time.Minute, "--timeout given to `kite flow test`")
+	workers := flags.Int("workers", 2, "`kite flow test` runs at a time")
+	reportPath := flags.String("report", "bin/conformance.json", "where phase 2 writes its JSON report (empty: nowhere)")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+
+	ok, err := validateCorpus(stdout, *dir, *kite, *timeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "conformance:", err)
+		return 2
+	}
+	if *runExec {
+		execOK, err := execCorpus(ctx, stdout, execOptions{
+			Dir:     *dir,
+			Kite:    *kite,
+			Timeout: *execTimeout,
+			Workers: *workers,
+			Report:  *reportPath,
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "conformance:", err)
+			return 2
+		}
+		if *strictExec && !execOK {
+			ok = false
+		}
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+// validateCorpus is phase 1: `kite flow validate` on every flow of the corpus.
+func validateCorpus(w io.Writer, dir, kite string, timeout time.Duration) (bool, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "expectations.yaml"))
 	if err != nil {
 		return false, fmt.Errorf("reading expectations: %w", err)
@@ -79,12 +122,12 @@ func run(dir, kite string, timeout time.Duration) (bool, error) {
 		switch {
 		case got == crashed:
 			crashes++
-			report("CRASH", e.Class, flow, detail)
+			report(w, "CRASH", e.Class, flow, detail)
 		case e.Class == "core":
 			if got == valid {
 				coreValid++
 			} else {
-				report("FAIL", e.Class, flow, detail)
+				report(w, "FAIL", e.Class, flow, detail)
 			}
 		case got == valid:
 			otherPassed++
@@ -92,17 +135,17 @@ func run(dir, kite string, timeout time.Duration) (bool, error) {
 			otherUnsupported++
 		default:
 			otherRejected++
-			report("REJECTED", e.Class, flow, detail)
+			report(w, "REJECTED", e.Class, flow, detail)
 		}
 		if e.Class == "core" {
 			coreTotal++
 		}
 	}
 
-	fmt.Printf("core: %d/%d valid, other: %d passed, %d not supported, %d crashed\n",
+	fmt.Fprintf(w, "core: %d/%d valid, other: %d passed, %d not supported, %d crashed\n",
 		coreValid, coreTotal, otherPassed, otherUnsupported, crashes)
 	if otherRejected > 0 {
-		fmt.Printf("other: %d rejected with an error other than \"not supported yet\" (listed above; not a failure)\n", otherRejected)
+		fmt.Fprintf(w, "other: %d rejected with an error other than \"not supported yet\" (listed above; not a failure)\n", otherRejected)
 	}
 	return coreValid == coreTotal && crashes == 0, nil
 }
@@ -138,8 +181,8 @@ func validate(kite, flow string, timeout time.Duration) (outcome, string) {
 	}
 }
 
-func report(verdict, class, flow, detail string) {
-	fmt.Printf("%-8s %-5s %s: %s\n", verdict, class, flow, detail)
+func report(w io.Writer, verdict, class, flow, detail string) {
+	fmt.Fprintf(w, "%-8s %-5s %s: %s\n", verdict, class, flow, detail)
 }
 
 // firstLines returns at most n non-blank lines of s, joined by " | ", so that

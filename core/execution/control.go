@@ -1,0 +1,190 @@
+package execution
+
+import (
+	"fmt"
+)
+
+// kill stops everything: running attempts are cancelled, subflows killed,
+// timers dropped, every task run that has not ended ends KILLED, and so
+// does the execution. A worker's late result for a killed task run is
+// recorded and ignored.
+func (s *step) kill() {
+	if s.e.Terminal() {
+		s.logf(nil, "WARN", "kill ignored: the execution already ended %s", s.e.State)
+		return
+	}
+	s.setState(Killing, "")
+	s.finishKill()
+}
+
+func (s *step) finishKill() {
+	for _, tr := range s.e.TaskRuns {
+		if tr.State.Terminal() {
+			continue
+		}
+		if n := len(tr.Attempts); n > 0 && !tr.Attempts[n-1].State.Terminal() {
+			s.effect(CancelTask{TaskRunID: tr.ID, Attempt: n})
+			s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: n, State: Killed})
+		}
+		if tr.ChildExecutionID != "" {
+			s.effect(KillChild{ChildID: tr.ChildExecutionID})
+		}
+		s.setTaskRunState(tr, Killed, "")
+	}
+	for _, tm := range s.e.SortedTimers() {
+		s.emit(&Event{Type: EvTimerCancelled, Timer: &Timer{ID: tm.ID}})
+	}
+	s.setState(Killed, "")
+	s.effect(Ended{State: Killed})
+}
+
+// resume ends the paused task runs, with the given onResume inputs.
+func (s *step) resume(in Resume) {
+	if s.e.State != Paused {
+		s.logf(nil, "WARN", "resume ignored: the execution is %s, not PAUSED", s.e.State)
+		return
+	}
+	resumed := false
+	for _, tr := range s.e.TaskRuns {
+		if tr.State != Paused {
+			continue
+		}
+		inputs, err := s.onResumeInputs(tr, in.Inputs)
+		if err != nil {
+			s.logf(tr, "ERROR", "resume refused: %v", err)
+			return
+		}
+		s.endPause(tr, true, inputs)
+		resumed = true
+	}
+	if resumed {
+		s.setState(Running, "")
+	}
+}
+
+// onResumeInputs validates resume inputs against the Pause task's onResume
+// declarations (the same rules as flow inputs).
+func (s *step) onResumeInputs(tr *TaskRun, given map[string]any) (map[string]any, error) {
+	t, ok := s.task(tr)
+	if !ok {
+		return given, nil
+	}
+	decls, _ := t.Props["onResume"].([]any)
+	if len(decls) == 0 {
+		return given, nil
+	}
+	inputs, err := pauseInputs(decls)
+	if err != nil {
+		return nil, err
+	}
+	return resolveInputs(inputs, given, s.engine, nil)
+}
+
+// restart re-runs the failed task runs of a FAILED or KILLED execution:
+// each gets a new attempt (flowables are resolved again), and the error and
+// finally handlers that ran because of the failure are dropped so they can
+// run again.
+func (s *step) restart() {
+	if s.e.State != Failed && s.e.State != Killed {
+		s.logf(nil, "WARN", "restart ignored: only a FAILED or KILLED execution restarts, this one is %s", s.e.State)
+		return
+	}
+	s.setState(Restarted, "")
+	s.dropHandlers(func(*TaskRun) bool { return true })
+	for _, tr := range append([]*TaskRun(nil), s.e.TaskRuns...) {
+		if tr.State == Failed || tr.State == Killed {
+			s.rerun(tr)
+		}
+	}
+}
+
+// dropHandlers removes the task runs of errors and finally branches (and
+// their descendants) for which keep... returns true, children first.
+func (s *step) dropHandlers(match func(*TaskRun) bool) {
+	var drop []*TaskRun
+	for _, tr := range s.e.TaskRuns {
+		if (tr.Branch == "errors" || tr.Branch == "finally") && match(tr) {
+			drop = append(drop, tr)
+		}
+	}
+	for _, tr := range drop {
+		s.remove(tr)
+	}
+}
+
+// remove drops a task run and its descendants.
+func (s *step) remove(tr *TaskRun) {
+	if _, ok := s.e.TaskRun(tr.ID); !ok {
+		return
+	}
+	for _, c := range append([]*TaskRun(nil), s.e.Children(tr.ID)...) {
+		s.remove(c)
+	}
+	s.cancelTimer(TimerRetry, tr)
+	s.cancelTimer(TimerTimeout, tr)
+	s.cancelTimer(TimerPause, tr)
+	s.emit(&Event{Type: EvTaskRunRemoved, TaskRunID: tr.ID})
+}
+
+// rerun starts an ended task run again.
+func (s *step) rerun(tr *TaskRun) {
+	s.setTaskRunState(tr, Restarted, "")
+	t, ok := s.task(tr)
+	if !ok {
+		s.err = fmt.Errorf("execution %s: task run %s of unknown task %q", s.e.ID, tr.ID, tr.TaskID)
+		return
+	}
+	if t.Flowable() {
+		s.setTaskRunState(tr, Running, "")
+		return
+	}
+	s.dispatch(tr, len(tr.Attempts)+1)
+}
+
+// replay re-runs the execution from a task run: the task runs created after
+// it (except its ancestors) are dropped, it runs again, and its ancestors
+// are resolved again.
+func (s *step) replay(in Replay) {
+	if !s.e.Terminal() {
+		s.logf(nil, "WARN", "replay ignored: the execution is still %s", s.e.State)
+		return
+	}
+	target, ok := s.e.TaskRun(in.TaskRunID)
+	if !ok {
+		s.logf(nil, "WARN", "replay ignored: no task run %s", in.TaskRunID)
+		return
+	}
+	ancestors := map[string]bool{}
+	var order []string // nearest first
+	for p := target.ParentID; p != ""; {
+		ancestors[p] = true
+		order = append(order, p)
+		ptr, ok := s.e.TaskRun(p)
+		if !ok {
+			break
+		}
+		p = ptr.ParentID
+	}
+	s.setState(Restarted, "")
+	after := false
+	var drop []*TaskRun
+	for _, tr := range s.e.TaskRuns {
+		if tr.ID == target.ID {
+			after = true
+			continue
+		}
+		if after && !ancestors[tr.ID] {
+			drop = append(drop, tr)
+		}
+	}
+	for i := len(drop) - 1; i >= 0; i-- {
+		s.remove(drop[i])
+	}
+	for i := len(order) - 1; i >= 0; i-- {
+		if tr, ok := s.e.TaskRun(order[i]); ok && tr.State.Terminal() {
+			s.setTaskRunState(tr, Restarted, "")
+			s.setTaskRunState(tr, Running, "")
+		}
+	}
+	s.rerun(target)
+}

@@ -1,0 +1,105 @@
+package execution
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/kiteflow/kite/core/expr"
+	"github.com/kiteflow/kite/core/flow"
+)
+
+// InputError lists every input that failed, each with its rule.
+type InputError struct{ Problems []string }
+
+func (e *InputError) Error() string {
+	return "invalid inputs: " + strings.Join(e.Problems, "; ")
+}
+
+// ResolveInputs validates the inputs given to a new execution of f against
+// its declarations: each given value is coerced to its input's type and
+// checked; a missing one takes its default (rendered when it holds an
+// expression, with the inputs resolved so far); a required input without
+// a value is an error. Inputs the flow does not declare are refused. Every
+// problem is reported at once, as an *InputError.
+func ResolveInputs(f *flow.Flow, given map[string]any, engine *expr.Engine) (map[string]any, error) {
+	declared := map[string]bool{}
+	for _, in := range f.Inputs {
+		declared[in.ID] = true
+	}
+	var extra []string
+	for k := range given {
+		if !declared[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	out, err := resolveInputs(f.Inputs, given, engine, map[string]any{"flow": map[string]any{"id": f.ID, "namespace": f.Namespace}})
+	var ie *InputError
+	if len(extra) > 0 {
+		msg := fmt.Sprintf("%s: not an input of flow %s.%s", strings.Join(extra, ", "), f.Namespace, f.ID)
+		if errors.As(err, &ie) {
+			ie.Problems = append(ie.Problems, msg)
+		} else {
+			err = &InputError{Problems: []string{msg}}
+		}
+	}
+	return out, err
+}
+
+func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engine, base map[string]any) (map[string]any, error) {
+	if engine == nil {
+		engine = expr.Default
+	}
+	out := map[string]any{}
+	var problems []string
+	for _, in := range decls {
+		v, ok := given[in.ID]
+		if !ok || v == nil {
+			if !in.HasDefaults || in.Defaults == nil {
+				if in.Required {
+					problems = append(problems, fmt.Sprintf("%s: required, and no value was given (type %s)", in.ID, in.Type))
+				} else {
+					out[in.ID] = nil
+				}
+				continue
+			}
+			v = in.Defaults
+			if flow.HasExpression(v) {
+				vars := map[string]any{"inputs": nest(out)}
+				for k, bv := range base {
+					vars[k] = bv
+				}
+				rendered, err := renderDefault(engine, v, vars)
+				if err != nil {
+					problems = append(problems, fmt.Sprintf("%s: default: %v", in.ID, err))
+					continue
+				}
+				v = rendered
+			}
+		}
+		typed, err := in.Coerce(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", in.ID, err))
+			continue
+		}
+		out[in.ID] = typed
+	}
+	if len(problems) > 0 {
+		return nil, &InputError{Problems: problems}
+	}
+	return out, nil
+}
+
+func renderDefault(engine *expr.Engine, v any, vars map[string]any) (any, error) {
+	if s, ok := v.(string); ok {
+		return engine.RenderValue(context.Background(), s, vars)
+	}
+	return engine.RenderAll(context.Background(), v, vars)
+}
+
+func pauseInputs(decls []any) ([]*flow.Input, error) {
+	return flow.DecodeInputs(decls)
+}

@@ -1,0 +1,187 @@
+package execution
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/kiteflow/kite/core/flow"
+)
+
+var ctxBackground = context.Background()
+
+func durationOf(ns int64) time.Duration { return time.Duration(ns) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dispatch creates attempt n of a runnable task run and asks a worker to run it.
+func (s *step) dispatch(tr *TaskRun, n int) {
+	s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: n, State: Created})
+	s.effect(Dispatch{TaskRunID: tr.ID, Attempt: n})
+}
+
+// current reports whether a result is about the task run's live attempt.
+func current(tr *TaskRun, attempt int) bool {
+	return !tr.State.Terminal() && attempt == len(tr.Attempts) && attempt > 0 &&
+		!tr.Attempts[attempt-1].State.Terminal()
+}
+
+func (s *step) taskStarted(in TaskStarted) {
+	tr, ok := s.e.TaskRun(in.TaskRunID)
+	if !ok || s.e.Terminal() || !current(tr, in.Attempt) || tr.Attempts[in.Attempt-1].State == Running {
+		s.logf(nil, "DEBUG", "start of task run %s attempt %d ignored: not its live attempt", in.TaskRunID, in.Attempt)
+		return
+	}
+	s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: in.Attempt, State: Running})
+	s.setTaskRunState(tr, Running, "")
+	if t, ok := s.task(tr); ok && t.Timeout > 0 {
+		s.setTimer(TimerTimeout, tr, s.now.Add(t.Timeout))
+	}
+}
+
+func (s *step) taskFinished(in TaskFinished) {
+	tr, ok := s.e.TaskRun(in.TaskRunID)
+	if !ok || s.e.Terminal() || !current(tr, in.Attempt) {
+		s.logf(nil, "DEBUG", "result of task run %s attempt %d recorded and ignored: the attempt is not live", in.TaskRunID, in.Attempt)
+		return
+	}
+	st := in.State
+	switch st {
+	case Success, Warning, Failed, Killed:
+	case "":
+		st = Success
+	default:
+		s.logf(tr, "ERROR", "task run %s: a result cannot be %s; counted as FAILED", tr.TaskID, st)
+		st = Failed
+	}
+	s.cancelTimer(TimerTimeout, tr)
+	if tr.Attempts[in.Attempt-1].State == Created {
+		// The worker reported the end without a start.
+		s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: in.Attempt, State: Running})
+		s.setTaskRunState(tr, Running, "")
+	}
+	s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: in.Attempt, State: st})
+	if len(in.Outputs) > 0 {
+		s.emit(&Event{Type: EvOutputs, TaskRunID: tr.ID, Outputs: in.Outputs})
+	}
+	if len(in.Labels) > 0 {
+		s.emit(&Event{Type: EvLabels, Labels: in.Labels})
+	}
+	s.attemptEnded(tr, st, in.Error)
+}
+
+// attemptEnded decides what follows an attempt: another attempt after a
+// backoff, or the end of the task run.
+func (s *step) attemptEnded(tr *TaskRun, st State, errMsg string) {
+	t, _ := s.task(tr)
+	if st == Failed && s.e.State != Killing {
+		if delay, ok := s.retryDelay(t, tr); ok {
+			s.logf(tr, "WARN", "task %s attempt %d failed (%s); retrying in %s", tr.TaskID, len(tr.Attempts), errMsg, delay)
+			s.setTaskRunState(tr, Retrying, errMsg)
+			s.setTimer(TimerRetry, tr, s.now.Add(delay))
+			return
+		}
+	}
+	if st == Success && len(tr.Attempts) > 1 && t != nil && t.Retry != nil && t.Retry.WarningOnRetry {
+		st = Warning
+	}
+	if s.e.State == Killing {
+		st = Killed
+	}
+	s.setTaskRunState(tr, st, errMsg)
+}
+
+// retryDelay says whether a failed task run gets another attempt, and after
+// how long.
+func (s *step) retryDelay(t *flow.Task, tr *TaskRun) (time.Duration, bool) {
+	if t == nil || t.Retry == nil {
+		return 0, false
+	}
+	r := t.Retry
+	n := len(tr.Attempts)
+	if r.MaxAttempts > 0 && n >= r.MaxAttempts {
+		return 0, false
+	}
+	var delay time.Duration
+	switch r.Type {
+	case flow.RetryConstant:
+		delay = r.Interval
+	case flow.RetryExponential:
+		delay = r.Interval
+		for i := 1; i < n; i++ {
+			delay = time.Duration(float64(delay) * r.DelayFactor)
+			if r.MaxInterval > 0 && delay > r.MaxInterval {
+				delay = r.MaxInterval
+				break
+			}
+		}
+	case flow.RetryRandom:
+		span := r.MaxInterval - r.MinInterval
+		delay = r.MinInterval
+		if span > 0 {
+			// Seeded by the task run and attempt, so a replayed step
+			// decides the same delay.
+			seed := uint64(len(tr.ID))<<32 | uint64(n)
+			for _, c := range tr.ID {
+				seed = seed*31 + uint64(c)
+			}
+			delay += time.Duration(rand.New(rand.NewPCG(seed, uint64(n))).Int64N(int64(span)))
+		}
+	}
+	if r.MaxDuration > 0 && len(tr.History) > 0 && s.now.Add(delay).Sub(tr.History[0].Date) > r.MaxDuration {
+		return 0, false
+	}
+	return delay, true
+}
+
+func (s *step) timerFired(in TimerFired) {
+	tm, ok := s.e.Timers[in.TimerID]
+	if !ok || s.e.Terminal() {
+		s.logf(nil, "DEBUG", "timer %s ignored: cancelled or the execution ended", in.TimerID)
+		return
+	}
+	s.emit(&Event{Type: EvTimerCancelled, Timer: &Timer{ID: tm.ID}})
+	tr, ok := s.e.TaskRun(tm.TaskRunID)
+	if !ok || tr.State.Terminal() {
+		return
+	}
+	switch tm.Kind {
+	case TimerRetry:
+		if tr.State == Retrying {
+			s.setTaskRunState(tr, Running, "")
+			s.dispatch(tr, len(tr.Attempts)+1)
+		}
+	case TimerPause:
+		if tr.State == Paused {
+			s.endPause(tr, false, nil)
+		}
+	case TimerTimeout:
+		t, _ := s.task(tr)
+		msg := "timed out"
+		if t != nil {
+			msg = fmt.Sprintf("timed out after %s", flow.FormatDuration(t.Timeout))
+		}
+		if tr.State == Paused {
+			s.cancelTimer(TimerPause, tr)
+			s.setTaskRunState(tr, Failed, msg)
+			return
+		}
+		n := len(tr.Attempts)
+		if n == 0 {
+			return
+		}
+		s.effect(CancelTask{TaskRunID: tr.ID, Attempt: n})
+		s.logf(tr, "ERROR", "task %s %s", tr.TaskID, msg)
+		s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: n, State: Failed})
+		s.attemptEnded(tr, Failed, msg)
+	}
+}
