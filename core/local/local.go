@@ -462,10 +462,6 @@ func LoadDir(p *flow.Parser, dir string) (*DirFlows, []error) {
 	return d, problems
 }
 
-func hasSuffix(s, suffix string) bool {
-	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
-}
-
 // Add adds (or replaces) a flow.
 func (d *DirFlows) Add(f *flow.Flow) {
 	if d.flows == nil {
