@@ -45,7 +45,9 @@ Inputs: --input key=value (repeat it). A value starting with [ or { is read as J
 key=@path passes a local file (for FILE inputs) as a file:// URI.
 
 Exit status: 0 SUCCESS or WARNING; 1 FAILED, KILLED or CANCELLED; 2 the flow or its
-inputs are invalid (nothing ran); 3 PAUSED (waiting for a resume) or --timeout reached.`,
+inputs are invalid (nothing ran); 3 PAUSED (waiting for a resume) or --timeout reached.
+An execution retried as new executions (retry behavior CREATE_NEW_EXECUTION) exits
+with the status of the last one.`,
 		Example: `  kite flow test examples/flows/hello-world.yaml --input name=Kite
   kite flow test flow.yaml --output json | jq .state`,
 		Args: cobra.ExactArgs(1),
@@ -113,7 +115,11 @@ inputs are invalid (nothing ran); 3 PAUSED (waiting for a resume) or --timeout r
 			} else {
 				printExecution(cmd.OutOrStdout(), res, time.Since(start))
 			}
-			return exitFor(res.Execution.State)
+			st := res.Execution.State
+			if st == execution.Retried && len(res.Retries) > 0 {
+				st = res.Retries[len(res.Retries)-1].State // how the line of retries ended
+			}
+			return exitFor(st)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&inputs, "input", "i", nil, "an input as key=value (repeat it); key=@path for a file")
@@ -168,6 +174,7 @@ func parseInputs(flags []string) (map[string]any, error) {
 type jsonExecution struct {
 	*execution.Execution
 	SubflowExecutions []*execution.Execution `json:"subflowExecutions"`
+	RetryExecutions   []*execution.Execution `json:"retryExecutions"`
 }
 
 func writeJSON(w io.Writer, res *local.Result) error {
@@ -177,7 +184,11 @@ func writeJSON(w io.Writer, res *local.Result) error {
 	if children == nil {
 		children = []*execution.Execution{}
 	}
-	return enc.Encode(jsonExecution{Execution: res.Execution, SubflowExecutions: children})
+	retries := res.Retries
+	if retries == nil {
+		retries = []*execution.Execution{}
+	}
+	return enc.Encode(jsonExecution{Execution: res.Execution, SubflowExecutions: children, RetryExecutions: retries})
 }
 
 func printLog(w io.Writer, l local.LogLine) {
@@ -216,6 +227,9 @@ func printExecution(w io.Writer, res *local.Result, took time.Duration) {
 	}
 	for _, c := range res.Children {
 		fmt.Fprintf(w, "  subflow %s.%s: execution %s %s\n", c.Namespace, c.FlowID, c.ID, c.State)
+	}
+	for i, r := range res.Retries {
+		fmt.Fprintf(w, "  retry %d: execution %s %s\n", i+1, r.ID, r.State)
 	}
 	if len(e.Outputs) > 0 {
 		fmt.Fprintf(w, "Outputs: %s\n", compact(e.Outputs))

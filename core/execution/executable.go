@@ -52,11 +52,15 @@ func (s *step) startSubflow(t *flow.Task, tr *TaskRun) {
 	}
 	child := s.newID(1)
 	wait := boolProp(t, "wait", true)
+	// Each child execution is an attempt of the task run, so retries work
+	// as for runnable tasks.
+	s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: len(tr.Attempts) + 1, State: Running})
 	s.emit(&Event{Type: EvChild, TaskRunID: tr.ID, ChildID: child})
 	s.effect(StartChild{TaskRunID: tr.ID, ChildID: child, Namespace: ns, FlowID: id,
 		Revision: intProp(t, "revision"), Inputs: inputs, Labels: labels, Wait: wait})
 	if !wait {
 		s.emit(&Event{Type: EvOutputs, TaskRunID: tr.ID, Outputs: map[string]any{"executionId": child}})
+		s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: len(tr.Attempts), State: Success})
 		s.setTaskRunState(tr, Success, "")
 	}
 }
@@ -103,7 +107,10 @@ func (s *step) childEnded(in ChildEnded) {
 	if st == Failed {
 		msg = fmt.Sprintf("subflow execution %s ended %s", in.ChildID, in.State)
 	}
-	s.setTaskRunState(tr, st, msg)
+	if n := len(tr.Attempts); n > 0 {
+		s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: n, State: st})
+	}
+	s.attemptEnded(tr, st, msg)
 }
 
 // startPause pauses a task run (and so the execution) until it is resumed,

@@ -35,6 +35,9 @@ func (s *step) decide(t *flow.Task, tr *TaskRun) string {
 			tr.Decision = "cases." + v
 		}
 		tr.Outputs = map[string]any{"value": v, "defaults": tr.Decision == "defaults"}
+		if tr.Decision == "defaults" && len(t.Tasks("defaults")) == 0 {
+			return fmt.Sprintf("no case matches %q and there are no defaults", v)
+		}
 	case "for-each", "each-sequential", "each-parallel":
 		name := "values"
 		if _, ok := t.Props[name]; !ok {
@@ -161,7 +164,9 @@ func (s *step) resolveIterations(t *flow.Task, tr *TaskRun, body *scope) {
 		}
 		sc := &scope{parent: tr, iter: i, value: v, tasks: body.tasks, parallel: parallelTasks}
 		started := len(s.runsOf(sc, "tasks")) > 0
-		if !started && (failed || s.e.State == Killing || (limit > 0 && active >= limit)) {
+		// Without a limit every value starts at once, as in Kestra, even
+		// after one failed; with a limit none starts after a failure.
+		if !started && ((failed && limit > 0) || s.e.State == Killing || (limit > 0 && active >= limit)) {
 			if !failed {
 				running = true
 			}

@@ -1,6 +1,10 @@
 package execution
 
-import "github.com/kiteflow/kite/core/flow"
+import (
+	"time"
+
+	"github.com/kiteflow/kite/core/flow"
+)
 
 // Input is what the machine reacts to: a command or a result.
 type Input interface{ input() }
@@ -15,6 +19,7 @@ type Create struct {
 	Labels  []flow.Label
 	Trigger map[string]any
 	Parent  *ParentLink
+	RetryOf *RetryLink
 	Limited bool
 }
 
@@ -113,12 +118,21 @@ type Log struct {
 // Ended says the execution reached a terminal state.
 type Ended struct{ State State }
 
-func (Dispatch) effect()   {}
-func (CancelTask) effect() {}
-func (StartChild) effect() {}
-func (KillChild) effect()  {}
-func (Log) effect()        {}
-func (Ended) effect()      {}
+// RetryExecution asks for a new execution of the same flow, with the same
+// inputs and labels, at Due: the retry of this one (which ended RETRIED).
+type RetryExecution struct {
+	ID      string
+	Due     time.Time
+	RetryOf RetryLink
+}
+
+func (Dispatch) effect()       {}
+func (CancelTask) effect()     {}
+func (StartChild) effect()     {}
+func (KillChild) effect()      {}
+func (Log) effect()            {}
+func (Ended) effect()          {}
+func (RetryExecution) effect() {}
 
 // Result is what one Step produced.
 type Result struct {

@@ -179,7 +179,7 @@ func (s *step) create(in Create) {
 	}
 	s.emit(&Event{Type: EvCreated, Execution: &Execution{
 		ID: in.ID, Namespace: s.f.Namespace, FlowID: s.f.ID, FlowRevision: s.f.Revision,
-		Inputs: in.Inputs, Labels: labels, Trigger: in.Trigger, Parent: in.Parent, State: Created,
+		Inputs: in.Inputs, Labels: labels, Trigger: in.Trigger, Parent: in.Parent, RetryOf: in.RetryOf, State: Created,
 	}})
 	if !in.Limited || s.f.Concurrency == nil {
 		s.setState(Running, "")
@@ -266,8 +266,12 @@ func (s *step) syncPaused() {
 	}
 }
 
-// end computes the flow outputs and ends the execution.
+// end computes the flow outputs and ends the execution; a failure whose
+// retry creates a new execution ends RETRIED instead.
 func (s *step) end(st State) {
+	if st == Failed && s.retryAsNewExecution() {
+		return
+	}
 	errMsg := ""
 	if (st == Success || st == Warning) && len(s.f.Outputs) > 0 {
 		out, err := s.flowOutputs()
@@ -282,6 +286,43 @@ func (s *step) end(st State) {
 	s.effect(Ended{State: st})
 }
 
+// retryAsNewExecution ends a failed execution RETRIED and asks for a new
+// one when the retry policy of a failed task, or of the flow, says so and
+// the line has tries left.
+func (s *step) retryAsNewExecution() bool {
+	var pol *flow.Retry
+	for _, tr := range s.e.TaskRuns {
+		if tr.State != Failed {
+			continue
+		}
+		t, _ := s.task(tr)
+		if p := s.retryPolicy(t, tr); p != nil && p.Behavior == flow.RetryCreateNewExecution {
+			pol = p
+			break
+		}
+	}
+	if pol == nil && s.f.Retry != nil && s.f.Retry.Behavior == flow.RetryCreateNewExecution {
+		pol = s.f.Retry
+	}
+	if pol == nil {
+		return false
+	}
+	link := RetryLink{OriginalID: s.e.ID, Number: 1, FirstStart: s.e.History[0].Date}
+	if s.e.RetryOf != nil {
+		link = *s.e.RetryOf
+		link.Number++
+	}
+	delay, ok := retryDelay(pol, link.Number, link.FirstStart, s.now, s.e.ID)
+	if !ok {
+		return false
+	}
+	s.logf(nil, "WARN", "execution failed; retry %d as a new execution in %s", link.Number, delay)
+	s.setState(Retried, "")
+	s.effect(RetryExecution{ID: s.newID(2), Due: s.now.Add(delay), RetryOf: link})
+	s.effect(Ended{State: Retried})
+	return true
+}
+
 func (s *step) flowOutputs() (map[string]any, error) {
 	vars := s.vars(nil)
 	out := map[string]any{}
@@ -292,6 +333,11 @@ func (s *step) flowOutputs() (map[string]any, error) {
 		}
 		if v == nil && o.Required {
 			return nil, fmt.Errorf("flow output %q: required, but its value is null", o.ID)
+		}
+		if str, isStr := v.(string); !isStr && v != nil && (o.Type == flow.InputString || o.Type == "") {
+			v = expr.Stringify(v) // a map or list in a STRING output is its JSON
+		} else if isStr {
+			v = str
 		}
 		if v != nil {
 			in := &flow.Input{ID: o.ID, Type: o.Type}

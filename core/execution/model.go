@@ -20,8 +20,11 @@ type Execution struct {
 	// tick, an upstream execution, a webhook request).
 	Trigger map[string]any `json:"trigger,omitempty"`
 	Parent  *ParentLink    `json:"parent,omitempty"`
-	State   State          `json:"state"`
-	History []StateTime    `json:"history"`
+	// RetryOf links an execution created to retry a failed one (retry
+	// behavior CREATE_NEW_EXECUTION) to the first execution of the line.
+	RetryOf *RetryLink  `json:"retryOf,omitempty"`
+	State   State       `json:"state"`
+	History []StateTime `json:"history"`
 	// Error is why the execution failed, when the failure is the execution's
 	// own (bad inputs, outputs that do not render) rather than a task's.
 	Error string `json:"error,omitempty"`
@@ -42,6 +45,16 @@ type ParentLink struct {
 	TaskRunID   string `json:"taskRunId"`
 	Namespace   string `json:"namespace"`
 	FlowID      string `json:"flowId"`
+}
+
+// RetryLink ties a retry execution to the line it retries.
+type RetryLink struct {
+	OriginalID string `json:"originalId"`
+	// Number counts the executions of the line before this one (1 for the
+	// first retry).
+	Number int `json:"number"`
+	// FirstStart is when the first execution of the line was created.
+	FirstStart time.Time `json:"firstStart"`
 }
 
 // TaskRun is one run of one task (for a given iteration value).

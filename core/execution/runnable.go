@@ -83,15 +83,16 @@ func (s *step) taskFinished(in TaskFinished) {
 // backoff, or the end of the task run.
 func (s *step) attemptEnded(tr *TaskRun, st State, errMsg string) {
 	t, _ := s.task(tr)
-	if st == Failed && s.e.State != Killing {
-		if delay, ok := s.retryDelay(t, tr); ok {
+	pol := s.retryPolicy(t, tr)
+	if st == Failed && s.e.State != Killing && pol != nil && pol.Behavior != flow.RetryCreateNewExecution {
+		if delay, ok := retryDelay(pol, len(tr.Attempts), firstDate(tr), s.now, tr.ID); ok {
 			s.logf(tr, "WARN", "task %s attempt %d failed (%s); retrying in %s", tr.TaskID, len(tr.Attempts), errMsg, delay)
 			s.setTaskRunState(tr, Retrying, errMsg)
 			s.setTimer(TimerRetry, tr, s.now.Add(delay))
 			return
 		}
 	}
-	if st == Success && len(tr.Attempts) > 1 && t != nil && t.Retry != nil && t.Retry.WarningOnRetry {
+	if st == Success && len(tr.Attempts) > 1 && pol != nil && pol.WarningOnRetry {
 		st = Warning
 	}
 	if s.e.State == Killing {
@@ -100,14 +101,29 @@ func (s *step) attemptEnded(tr *TaskRun, st State, errMsg string) {
 	s.setTaskRunState(tr, st, errMsg)
 }
 
-// retryDelay says whether a failed task run gets another attempt, and after
-// how long.
-func (s *step) retryDelay(t *flow.Task, tr *TaskRun) (time.Duration, bool) {
-	if t == nil || t.Retry == nil {
-		return 0, false
+// retryPolicy is the retry of a task: its own, else the nearest enclosing
+// flowable's, else the flow's.
+func (s *step) retryPolicy(t *flow.Task, tr *TaskRun) *flow.Retry {
+	if t != nil && t.Retry != nil {
+		return t.Retry
 	}
-	r := t.Retry
-	n := len(tr.Attempts)
+	for p := tr.ParentID; p != ""; {
+		ptr, ok := s.e.TaskRun(p)
+		if !ok {
+			break
+		}
+		if pt, ok := s.task(ptr); ok && pt.Retry != nil {
+			return pt.Retry
+		}
+		p = ptr.ParentID
+	}
+	return s.f.Retry
+}
+
+// retryDelay says whether a policy allows another try after n tries, the
+// first of which started at first, and after how long. seed makes random
+// delays the same when a step is replayed.
+func retryDelay(r *flow.Retry, n int, first, now time.Time, seed string) (time.Duration, bool) {
 	if r.MaxAttempts > 0 && n >= r.MaxAttempts {
 		return 0, false
 	}
@@ -125,19 +141,16 @@ func (s *step) retryDelay(t *flow.Task, tr *TaskRun) (time.Duration, bool) {
 			}
 		}
 	case flow.RetryRandom:
-		span := r.MaxInterval - r.MinInterval
 		delay = r.MinInterval
-		if span > 0 {
-			// Seeded by the task run and attempt, so a replayed step
-			// decides the same delay.
-			seed := uint64(len(tr.ID))<<32 | uint64(n)
-			for _, c := range tr.ID {
-				seed = seed*31 + uint64(c)
+		if span := r.MaxInterval - r.MinInterval; span > 0 {
+			h := uint64(n)
+			for _, c := range seed {
+				h = h*31 + uint64(c)
 			}
-			delay += time.Duration(rand.New(rand.NewPCG(seed, uint64(n))).Int64N(int64(span)))
+			delay += time.Duration(rand.New(rand.NewPCG(h, uint64(n))).Int64N(int64(span)))
 		}
 	}
-	if r.MaxDuration > 0 && len(tr.History) > 0 && s.now.Add(delay).Sub(tr.History[0].Date) > r.MaxDuration {
+	if r.MaxDuration > 0 && !first.IsZero() && now.Add(delay).Sub(first) > r.MaxDuration {
 		return 0, false
 	}
 	return delay, true
@@ -156,10 +169,15 @@ func (s *step) timerFired(in TimerFired) {
 	}
 	switch tm.Kind {
 	case TimerRetry:
-		if tr.State == Retrying {
-			s.setTaskRunState(tr, Running, "")
-			s.dispatch(tr, len(tr.Attempts)+1)
+		if tr.State != Retrying {
+			return
 		}
+		s.setTaskRunState(tr, Running, "")
+		if t, ok := s.task(tr); ok && t.Type == "subflow" {
+			s.startSubflow(t, tr)
+			return
+		}
+		s.dispatch(tr, len(tr.Attempts)+1)
 	case TimerPause:
 		if tr.State == Paused {
 			s.endPause(tr, false, nil)

@@ -92,8 +92,11 @@ func (s *step) resolveList(sc *scope, branch string, tasks []*flow.Task, paralle
 		}
 		tr := runs[t.ID]
 		if tr == nil {
-			if s.e.State == Killing || failed || (!parallel && running) || (parallel && concurrent > 0 && active >= concurrent) {
-				if !failed {
+			// A parallel list without a bound starts every task at once, as
+			// Kestra does, even after one failed.
+			gate := failed && (!parallel || concurrent > 0)
+			if s.e.State == Killing || gate || (!parallel && running) || (parallel && concurrent > 0 && active >= concurrent) {
+				if !gate {
 					running = true
 				}
 				break

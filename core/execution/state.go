@@ -42,11 +42,13 @@ const (
 // Terminal states move only to RESTARTED (restart, replay), and RETRIED is
 // final for the attempt it ends.
 var transitions = map[State][]State{
-	Created:   {Queued, Running, Paused, Killing, Killed, Cancelled, Skipped, Failed, Success, Warning},
-	Queued:    {Running, Killing, Killed, Cancelled, Failed},
-	Running:   {Paused, Killing, Killed, Success, Warning, Failed, Retrying, Cancelled},
+	Created: {Queued, Running, Paused, Killing, Killed, Cancelled, Skipped, Failed, Success, Warning},
+	Queued:  {Running, Killing, Killed, Cancelled, Failed},
+	// An execution (not a task run) ends RETRIED when a new execution takes
+	// over its retry (retry behavior CREATE_NEW_EXECUTION).
+	Running:   {Paused, Killing, Killed, Success, Warning, Failed, Retrying, Retried, Cancelled},
 	Paused:    {Running, Killing, Killed, Success, Warning, Failed, Cancelled},
-	Restarted: {Running, Killing, Killed, Success, Warning, Failed, Cancelled, Paused},
+	Restarted: {Running, Killing, Killed, Success, Warning, Failed, Cancelled, Paused, Retried},
 	Killing:   {Killed},
 	Retrying:  {Running, Retried, Killing, Killed, Failed},
 	Success:   {Restarted},

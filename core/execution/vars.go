@@ -50,13 +50,22 @@ func Vars(f *flow.Flow, e *Execution, tr *TaskRun) map[string]any {
 		taskrun["iteration"] = tr.Iteration
 	}
 	v["taskrun"] = taskrun
-	chain := valueChain(e, tr)
-	if len(chain) > 1 {
-		// parents: the enclosing iterations, nearest first.
-		parents := make([]any, 0, len(chain)-1)
-		for i := len(chain) - 2; i >= 0; i-- {
-			parents = append(parents, map[string]any{"taskrun": map[string]any{"value": chain[i]}})
+	// parent is the enclosing flowable's task run, parents every ancestor,
+	// nearest first.
+	var parents []any
+	for p := tr.ParentID; p != ""; {
+		ptr, ok := e.TaskRun(p)
+		if !ok {
+			break
 		}
+		ptaskrun := map[string]any{"id": ptr.ID, "taskId": ptr.TaskID}
+		if ptr.HasValue {
+			ptaskrun["value"] = ptr.Value
+		}
+		parents = append(parents, map[string]any{"taskrun": ptaskrun})
+		p = ptr.ParentID
+	}
+	if len(parents) > 0 {
 		v["parents"] = parents
 		v["parent"] = parents[0]
 	}

@@ -43,8 +43,9 @@ type LogLine struct {
 // Runtime runs executions in-process. Its zero value is not usable; fill
 // the fields (New gives defaults).
 type Runtime struct {
-	Flows   FlowSource
-	Machine *execution.Machine
+	Flows FlowSource
+	// Engine renders default input values; task properties are rendered by
+	// an engine of each run, which adds errorLogs().
 	Engine  *expr.Engine
 	Runners map[string]tasks.Runner
 	// Workers bounds the task attempts running at once.
@@ -62,7 +63,7 @@ type Runtime struct {
 // New returns a runtime with the built-in runners and flows from src.
 func New(src FlowSource) *Runtime {
 	return &Runtime{
-		Flows: src, Machine: &execution.Machine{}, Engine: expr.Default,
+		Flows: src, Engine: expr.Default,
 		Runners: tasks.Runners(), Workers: 8, NewID: newExecutionID,
 	}
 }
@@ -72,6 +73,9 @@ type Result struct {
 	Execution *execution.Execution
 	// Children are the subflow executions, in creation order.
 	Children []*execution.Execution
+	// Retries are the executions created to retry the root (retry behavior
+	// CREATE_NEW_EXECUTION), in order.
+	Retries []*execution.Execution
 	Logs     []LogLine
 }
 
@@ -92,8 +96,15 @@ func (r *Runtime) Run(ctx context.Context, f *flow.Flow, inputs map[string]any, 
 		return nil, err
 	}
 	res := &Result{Execution: l.execs[rootID].e, Logs: l.logs()}
+	retry := map[string]bool{}
+	for _, id := range l.retries {
+		retry[id] = true
+		res.Retries = append(res.Retries, l.execs[id].e)
+	}
 	for _, id := range l.order[1:] {
-		res.Children = append(res.Children, l.execs[id].e)
+		if !retry[id] {
+			res.Children = append(res.Children, l.execs[id].e)
+		}
 	}
 	return res, nil
 }
@@ -118,8 +129,11 @@ type attemptKey struct {
 // loop owns the executions: every Step runs on its goroutine.
 type loop struct {
 	r       *Runtime
+	engine  *expr.Engine
+	machine *execution.Machine
 	execs   map[string]*exec
 	order   []string
+	retries []string // executions created to retry another, not subflows
 	inbox   chan message
 	sem     chan struct{}
 	running map[attemptKey]context.CancelFunc
@@ -135,11 +149,33 @@ func (r *Runtime) newLoop() *loop {
 	if workers <= 0 {
 		workers = 1
 	}
-	return &loop{
+	l := &loop{
 		r: r, execs: map[string]*exec{}, inbox: make(chan message, 1024),
 		sem: make(chan struct{}, workers), running: map[attemptKey]context.CancelFunc{},
 		timers: map[string]*time.Timer{},
 	}
+	// The runtime supplies the functions that read the execution's logs.
+	l.engine = expr.New(expr.WithFunc("errorLogs", l.errorLogs))
+	l.machine = &execution.Machine{Engine: l.engine}
+	return l
+}
+
+// errorLogs is Kestra's errorLogs(): the ERROR lines of the execution so far,
+// each with taskId, taskRunId, level, message and timestamp.
+func (l *loop) errorLogs(ctx context.Context, _ []any) (any, error) {
+	vars := expr.VarsFrom(ctx)
+	ex, _ := vars["execution"].(map[string]any)
+	id, _ := ex["id"].(string)
+	var out []any
+	for _, line := range l.logs() {
+		if line.ExecutionID == id && line.Level == "ERROR" {
+			out = append(out, map[string]any{
+				"taskId": line.TaskID, "taskRunId": line.TaskRunID, "level": line.Level,
+				"message": line.Message, "timestamp": line.Time.Format(time.RFC3339Nano),
+			})
+		}
+	}
+	return out, nil
 }
 
 func (l *loop) log(line LogLine) {
@@ -228,6 +264,11 @@ func (l *loop) receive(m message) {
 	case attemptDone:
 		delete(l.running, x.key)
 		in = x.TaskFinished
+	case retryDue:
+		delete(l.timers, x.key)
+		l.retries = append(l.retries, x.create.ID)
+		l.create(x.f, x.create)
+		return
 	}
 	l.step(m.execID, in)
 }
@@ -237,7 +278,7 @@ func (l *loop) step(execID string, in execution.Input) {
 	if !ok {
 		return
 	}
-	res, err := l.r.Machine.Step(ex.f, ex.e, in, time.Now())
+	res, err := l.machine.Step(ex.f, ex.e, in, time.Now())
 	if err != nil {
 		l.err = err
 		return
@@ -298,6 +339,13 @@ func (l *loop) effect(ex *exec, ef execution.Effect) {
 			line.TaskID = tr.TaskID
 		}
 		l.log(line)
+	case execution.RetryExecution:
+		key := "retry/" + ef.ID
+		c := execution.Create{ID: ef.ID, Inputs: e.Inputs, Labels: e.Labels, Trigger: e.Trigger, Parent: e.Parent, RetryOf: &ef.RetryOf}
+		f := ex.f
+		l.timers[key] = time.AfterFunc(time.Until(ef.Due), func() {
+			l.inbox <- message{in: retryDue{key: key, f: f, create: c}}
+		})
 	case execution.Ended:
 		if p := e.Parent; p != nil {
 			if _, ok := l.execs[p.ExecutionID]; ok {
@@ -348,7 +396,7 @@ func (l *loop) dispatch(ex *exec, d execution.Dispatch) {
 	}
 	runner := l.r.Runners[t.Type]
 	rc := &tasks.RunContext{
-		Task: t, Vars: execution.Vars(ex.f, ex.e, tr), Engine: l.r.Engine,
+		Task: t, Vars: execution.Vars(ex.f, ex.e, tr), Engine: l.engine,
 		ExecutionID: ex.e.ID, TaskRunID: tr.ID, Attempt: d.Attempt,
 		Logger: taskLogger{l: l, execID: ex.e.ID, taskRunID: tr.ID, taskID: tr.TaskID},
 	}
@@ -367,6 +415,14 @@ func (l *loop) dispatch(ex *exec, d execution.Dispatch) {
 		fin.TaskRunID, fin.Attempt = d.TaskRunID, d.Attempt
 		l.inbox <- message{execID: execID, in: attemptDone{TaskFinished: fin, key: key}}
 	}()
+}
+
+// retryDue is the time to create the retry of a failed execution.
+type retryDue struct {
+	execution.Input
+	key    string
+	f      *flow.Flow
+	create execution.Create
 }
 
 // attemptDone is TaskFinished with the loop's bookkeeping key.
