@@ -76,7 +76,7 @@ type Result struct {
 	// Retries are the executions created to retry the root (retry behavior
 	// CREATE_NEW_EXECUTION), in order.
 	Retries []*execution.Execution
-	Logs     []LogLine
+	Logs    []LogLine
 }
 
 // Run creates an execution of f with the given inputs and drives it (and
