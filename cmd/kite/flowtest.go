@@ -33,6 +33,7 @@ func newFlowTestCmd() *cobra.Command {
 		flowsDir string
 		output   string
 		timeout  time.Duration
+		raw      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "test FILE",
@@ -96,7 +97,7 @@ with the status of the last one.`,
 				defer cancel()
 			}
 			start := time.Now()
-			res, err := rt.Run(ctx, f, given, nil)
+			res, err := rt.Run(ctx, f, given, local.Options{RawInputs: raw})
 			var ie *execution.InputError
 			switch {
 			case errors.As(err, &ie):
@@ -126,6 +127,7 @@ with the status of the last one.`,
 	cmd.Flags().StringVar(&flowsDir, "flows", "", "folder of the flows subflows are looked up in (default: the folder of FILE)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json (the execution, as one JSON document)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "kill the execution if it has not ended by then")
+	cmd.Flags().BoolVar(&raw, "raw-inputs", false, "skip input validation and pass the values as given (as Kestra's own tests do)")
 	return cmd
 }
 
@@ -180,6 +182,7 @@ type jsonExecution struct {
 func writeJSON(w io.Writer, res *local.Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	children := res.Children
 	if children == nil {
 		children = []*execution.Execution{}
@@ -245,11 +248,13 @@ func printExecution(w io.Writer, res *local.Result, took time.Duration) {
 }
 
 func compact(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Sprint(v)
 	}
-	s := string(b)
+	s := strings.TrimSpace(b.String())
 	if len(s) > 200 {
 		s = s[:197] + "..."
 	}

@@ -77,7 +77,7 @@ func (s *step) onResumeInputs(tr *TaskRun, given map[string]any) (map[string]any
 	if err != nil {
 		return nil, err
 	}
-	return resolveInputs(inputs, given, s.engine, nil)
+	return resolveInputs(inputs, given, s.engine, nil, false)
 }
 
 // restart re-runs the failed task runs of a FAILED or KILLED execution:

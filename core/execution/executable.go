@@ -39,6 +39,12 @@ func (s *step) startSubflow(t *flow.Task, tr *TaskRun) {
 	var labels []flow.Label
 	if boolProp(t, "inheritLabels", false) {
 		labels = append(labels, s.e.Labels...)
+	} else {
+		for _, l := range s.e.Labels {
+			if l.Key == CorrelationLabel {
+				labels = append(labels, l)
+			}
+		}
 	}
 	if raw, ok := t.Props["labels"]; ok && raw != nil {
 		v, err := s.engine.RenderAll(ctxBackground, raw, vars)
@@ -56,8 +62,9 @@ func (s *step) startSubflow(t *flow.Task, tr *TaskRun) {
 	// as for runnable tasks.
 	s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: len(tr.Attempts) + 1, State: Running})
 	s.emit(&Event{Type: EvChild, TaskRunID: tr.ID, ChildID: child})
+	outputs, _ := t.Props["outputs"].(map[string]any)
 	s.effect(StartChild{TaskRunID: tr.ID, ChildID: child, Namespace: ns, FlowID: id,
-		Revision: intProp(t, "revision"), Inputs: inputs, Labels: labels, Wait: wait})
+		Revision: intProp(t, "revision"), Inputs: inputs, Labels: labels, Wait: wait, Outputs: outputs})
 	if !wait {
 		s.emit(&Event{Type: EvOutputs, TaskRunID: tr.ID, Outputs: map[string]any{"executionId": child}})
 		s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: len(tr.Attempts), State: Success})

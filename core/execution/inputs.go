@@ -36,7 +36,7 @@ func ResolveInputs(f *flow.Flow, given map[string]any, engine *expr.Engine) (map
 		}
 	}
 	sort.Strings(extra)
-	out, err := resolveInputs(f.Inputs, given, engine, map[string]any{"flow": map[string]any{"id": f.ID, "namespace": f.Namespace}})
+	out, err := resolveInputs(f.Inputs, given, engine, flowVars(f), false)
 	var ie *InputError
 	if len(extra) > 0 {
 		msg := fmt.Sprintf("%s: not an input of flow %s.%s", strings.Join(extra, ", "), f.Namespace, f.ID)
@@ -49,7 +49,27 @@ func ResolveInputs(f *flow.Flow, given map[string]any, engine *expr.Engine) (map
 	return out, err
 }
 
-func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engine, base map[string]any) (map[string]any, error) {
+// RawInputs hands the given values to the execution as they are, without
+// validation (as Kestra's own tests do), and adds the defaults of the
+// inputs not given.
+func RawInputs(f *flow.Flow, given map[string]any, engine *expr.Engine) (map[string]any, error) {
+	out, err := resolveInputs(f.Inputs, given, engine, flowVars(f), true)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range given {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func flowVars(f *flow.Flow) map[string]any {
+	return map[string]any{"flow": map[string]any{"id": f.ID, "namespace": f.Namespace}}
+}
+
+// resolveInputs resolves declared inputs; raw leaves given values as they
+// are and accepts missing required ones.
+func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engine, base map[string]any, raw bool) (map[string]any, error) {
 	if engine == nil {
 		engine = expr.Default
 	}
@@ -57,9 +77,13 @@ func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engin
 	var problems []string
 	for _, in := range decls {
 		v, ok := given[in.ID]
+		if raw && ok {
+			out[in.ID] = v
+			continue
+		}
 		if !ok || v == nil {
 			if !in.HasDefaults || in.Defaults == nil {
-				if in.Required {
+				if in.Required && !raw {
 					problems = append(problems, fmt.Sprintf("%s: required, and no value was given (type %s)", in.ID, in.Type))
 				} else {
 					out[in.ID] = nil

@@ -103,6 +103,9 @@ type StartChild struct {
 	Labels    []flow.Label
 	// Wait says the parent waits for the child (a ChildEnded is expected).
 	Wait bool
+	// Outputs are templates the child renders with its own variables when
+	// it ends (ParentLink.Outputs).
+	Outputs map[string]any
 }
 
 // KillChild asks for a subflow execution to be killed.
@@ -115,8 +118,12 @@ type Log struct {
 	Message   string
 }
 
-// Ended says the execution reached a terminal state.
-type Ended struct{ State State }
+// Ended says the execution reached a terminal state. ParentOutputs are the
+// parent's Subflow outputs templates, rendered.
+type Ended struct {
+	State         State
+	ParentOutputs map[string]any
+}
 
 // RetryExecution asks for a new execution of the same flow, with the same
 // inputs and labels, at Due: the retry of this one (which ended RETRIED).

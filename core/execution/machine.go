@@ -177,6 +177,11 @@ func (s *step) create(in Create) {
 	for _, l := range in.Labels {
 		labels = setLabel(labels, l)
 	}
+	// Every execution carries the id of the first execution of its tree
+	// (subflows inherit it), as Kestra's system.correlationId label.
+	if !hasLabel(labels, CorrelationLabel) {
+		labels = append(labels, flow.Label{Key: CorrelationLabel, Value: in.ID})
+	}
 	s.emit(&Event{Type: EvCreated, Execution: &Execution{
 		ID: in.ID, Namespace: s.f.Namespace, FlowID: s.f.ID, FlowRevision: s.f.Revision,
 		Inputs: in.Inputs, Labels: labels, Trigger: in.Trigger, Parent: in.Parent, RetryOf: in.RetryOf, State: Created,
@@ -195,6 +200,19 @@ func (s *step) create(in Create) {
 	default:
 		s.setState(Queued, "")
 	}
+}
+
+// CorrelationLabel is the label holding the id of the first execution of an
+// execution tree.
+const CorrelationLabel = "system.correlationId"
+
+func hasLabel(labels []flow.Label, key string) bool {
+	for _, l := range labels {
+		if l.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 func setLabel(labels []flow.Label, l flow.Label) []flow.Label {
@@ -283,7 +301,26 @@ func (s *step) end(st State) {
 		}
 	}
 	s.setState(st, errMsg)
-	s.effect(Ended{State: st})
+	s.effect(Ended{State: st, ParentOutputs: s.parentOutputs()})
+}
+
+// parentOutputs renders the parent's Subflow outputs templates with this
+// execution's variables; one that does not render is left out, and said.
+func (s *step) parentOutputs() map[string]any {
+	if s.e.Parent == nil || len(s.e.Parent.Outputs) == 0 {
+		return nil
+	}
+	vars := s.vars(nil)
+	out := map[string]any{}
+	for _, k := range sortedKeys(s.e.Parent.Outputs) {
+		v, err := s.renderValue(s.e.Parent.Outputs[k], vars)
+		if err != nil {
+			s.logf(nil, "WARN", "output %q for the parent execution: %v", k, err)
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // retryAsNewExecution ends a failed execution RETRIED and asks for a new

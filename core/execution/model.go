@@ -45,6 +45,9 @@ type ParentLink struct {
 	TaskRunID   string `json:"taskRunId"`
 	Namespace   string `json:"namespace"`
 	FlowID      string `json:"flowId"`
+	// Outputs are the Subflow task's outputs templates (deprecated in
+	// Kestra), rendered with the child's variables when it ends.
+	Outputs map[string]any `json:"outputs,omitempty"`
 }
 
 // RetryLink ties a retry execution to the line it retries.

@@ -125,15 +125,14 @@ func (s *step) resolveList(sc *scope, branch string, tasks []*flow.Task, paralle
 	return st, true
 }
 
-// effective is how a task run's state counts for its list.
+// effective is how a task run's state counts for its list: an allowed
+// failure counts as a warning, and an allowed warning as a success.
 func effective(t *flow.Task, st State) State {
-	switch {
-	case st == Failed && t.AllowFailure:
-		return Warning
-	case st == Warning && t.AllowWarning:
-		return Success
-	case st == Skipped:
-		return Success
+	if st == Failed && t.AllowFailure {
+		st = Warning
+	}
+	if st == Warning && t.AllowWarning || st == Skipped {
+		st = Success
 	}
 	return st
 }

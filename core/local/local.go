@@ -79,15 +79,28 @@ type Result struct {
 	Logs    []LogLine
 }
 
+// Options of one Run.
+type Options struct {
+	Labels []flow.Label
+	// RawInputs skips input validation: the values are handed to the
+	// execution as given, as Kestra's own tests do.
+	RawInputs bool
+}
+
 // Run creates an execution of f with the given inputs and drives it (and
 // its subflows) until it ends, or until it is PAUSED with nothing left to
 // wait for, or ctx is done (the execution is then killed). The inputs are
 // validated first: an *execution.InputError means nothing ran.
-func (r *Runtime) Run(ctx context.Context, f *flow.Flow, inputs map[string]any, labels []flow.Label) (*Result, error) {
-	typed, err := execution.ResolveInputs(f, inputs, r.Engine)
+func (r *Runtime) Run(ctx context.Context, f *flow.Flow, inputs map[string]any, opts Options) (*Result, error) {
+	resolve := execution.ResolveInputs
+	if opts.RawInputs {
+		resolve = execution.RawInputs
+	}
+	typed, err := resolve(f, inputs, r.Engine)
 	if err != nil {
 		return nil, err
 	}
+	labels := opts.Labels
 	l := r.newLoop()
 	defer l.stop()
 	rootID := r.NewID()
@@ -349,7 +362,14 @@ func (l *loop) effect(ex *exec, ef execution.Effect) {
 	case execution.Ended:
 		if p := e.Parent; p != nil {
 			if _, ok := l.execs[p.ExecutionID]; ok {
-				l.step(p.ExecutionID, execution.ChildEnded{TaskRunID: p.TaskRunID, ChildID: e.ID, State: ef.State, Outputs: e.Outputs})
+				outputs := map[string]any{}
+				for k, v := range e.Outputs {
+					outputs[k] = v
+				}
+				for k, v := range ef.ParentOutputs {
+					outputs[k] = v
+				}
+				l.step(p.ExecutionID, execution.ChildEnded{TaskRunID: p.TaskRunID, ChildID: e.ID, State: ef.State, Outputs: outputs})
 			}
 		}
 	}
@@ -377,11 +397,15 @@ func (l *loop) startChild(parent *exec, sc execution.StartChild) {
 		fail("subflow %s.%s: %v", sc.Namespace, sc.FlowID, err)
 		return
 	}
-	link := &execution.ParentLink{ExecutionID: parent.e.ID, TaskRunID: sc.TaskRunID, Namespace: parent.e.Namespace, FlowID: parent.e.FlowID}
+	link := &execution.ParentLink{ExecutionID: parent.e.ID, TaskRunID: sc.TaskRunID, Namespace: parent.e.Namespace, FlowID: parent.e.FlowID, Outputs: sc.Outputs}
+	trigger := map[string]any{
+		"type": "io.kestra.plugin.core.flow.Subflow", "executionId": parent.e.ID,
+		"namespace": parent.e.Namespace, "flowId": parent.e.FlowID, "flowRevision": parent.e.FlowRevision,
+	}
 	if !sc.Wait {
 		link = nil
 	}
-	l.create(f, execution.Create{ID: sc.ChildID, Inputs: inputs, Labels: sc.Labels, Parent: link})
+	l.create(f, execution.Create{ID: sc.ChildID, Inputs: inputs, Labels: sc.Labels, Parent: link, Trigger: trigger})
 }
 
 // dispatch runs an attempt in a worker goroutine, bounded by Workers.

@@ -448,6 +448,10 @@ func flowTestArgs(opts execOptions, c execCase, tmp string) ([]string, error) {
 	flows := filepath.Join(opts.Dir, "flows")
 	args := []string{"flow", "test", filepath.Join(opts.Dir, c.Flow), "--flows", flows,
 		"--output", "json", "--timeout", seconds(opts.Timeout)}
+	if c.InputsMode == "raw" || c.InputsMode == "none" {
+		// Kestra's test handed the inputs to the execution unvalidated.
+		args = append(args, "--raw-inputs")
+	}
 	for _, k := range slices.Sorted(maps.Keys(c.Inputs)) {
 		v, err := inputValue(c.Inputs[k])
 		if err != nil {
