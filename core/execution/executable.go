@@ -114,6 +114,9 @@ func (s *step) childEnded(in ChildEnded) {
 	if st == Failed {
 		msg = fmt.Sprintf("subflow execution %s ended %s", in.ChildID, in.State)
 	}
+	if in.Error != "" && st != Failed && st != Killed {
+		st, msg = Failed, in.Error
+	}
 	if n := len(tr.Attempts); n > 0 {
 		s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: n, State: st})
 	}

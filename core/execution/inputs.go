@@ -83,9 +83,11 @@ func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engin
 		}
 		if !ok || v == nil {
 			if !in.HasDefaults || in.Defaults == nil {
-				if in.Required && !raw {
+				switch {
+				case raw: // left out, as Kestra's tests leave it
+				case in.Required:
 					problems = append(problems, fmt.Sprintf("%s: required, and no value was given (type %s)", in.ID, in.Type))
-				} else {
+				default:
 					out[in.ID] = nil
 				}
 				continue

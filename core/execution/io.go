@@ -48,6 +48,9 @@ type ChildEnded struct {
 	ChildID   string
 	State     State
 	Outputs   map[string]any
+	// Error fails the Subflow task even if the child succeeded (its
+	// outputs templates did not render).
+	Error string
 }
 
 // Kill stops the execution and everything in it.
@@ -123,6 +126,9 @@ type Log struct {
 type Ended struct {
 	State         State
 	ParentOutputs map[string]any
+	// ParentOutputsError says why ParentOutputs could not be rendered; the
+	// parent's Subflow task then fails.
+	ParentOutputsError string
 }
 
 // RetryExecution asks for a new execution of the same flow, with the same

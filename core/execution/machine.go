@@ -19,6 +19,9 @@ type Machine struct {
 	// conditions, Switch values, ForEach values, Subflow inputs, flow
 	// outputs). Nil means expr.Default.
 	Engine *expr.Engine
+	// Env is the envs variable: the environment the engine was given
+	// (Kestra's envs, from KESTRA_-prefixed variables).
+	Env map[string]any
 }
 
 // Step applies one input to the execution e of flow f at time now. It
@@ -301,26 +304,30 @@ func (s *step) end(st State) {
 		}
 	}
 	s.setState(st, errMsg)
-	s.effect(Ended{State: st, ParentOutputs: s.parentOutputs()})
+	out, err := s.parentOutputs()
+	ended := Ended{State: st, ParentOutputs: out}
+	if err != nil {
+		ended.ParentOutputsError = err.Error()
+	}
+	s.effect(ended)
 }
 
 // parentOutputs renders the parent's Subflow outputs templates with this
-// execution's variables; one that does not render is left out, and said.
-func (s *step) parentOutputs() map[string]any {
+// execution's variables.
+func (s *step) parentOutputs() (map[string]any, error) {
 	if s.e.Parent == nil || len(s.e.Parent.Outputs) == 0 {
-		return nil
+		return nil, nil
 	}
 	vars := s.vars(nil)
 	out := map[string]any{}
 	for _, k := range sortedKeys(s.e.Parent.Outputs) {
 		v, err := s.renderValue(s.e.Parent.Outputs[k], vars)
 		if err != nil {
-			s.logf(nil, "WARN", "output %q for the parent execution: %v", k, err)
-			continue
+			return out, fmt.Errorf("subflow output %q: %w", k, err)
 		}
 		out[k] = v
 	}
-	return out
+	return out, nil
 }
 
 // retryAsNewExecution ends a failed execution RETRIED and asks for a new

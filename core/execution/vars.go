@@ -7,7 +7,31 @@ import (
 	"github.com/kiteflow/kite/core/flow"
 )
 
-func (s *step) vars(tr *TaskRun) map[string]any { return Vars(s.f, s.e, tr) }
+func (s *step) vars(tr *TaskRun) map[string]any {
+	v := Vars(s.f, s.e, tr)
+	if s.m.Env != nil {
+		v["envs"] = s.m.Env
+	}
+	return v
+}
+
+// EnvVars reads the envs variable from environment entries (KEY=value):
+// variables named KITE_X or KESTRA_X become envs.x.
+func EnvVars(environ []string) map[string]any {
+	out := map[string]any{}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		for _, prefix := range []string{"KITE_", "KESTRA_"} {
+			if name, found := strings.CutPrefix(k, prefix); found && name != "" {
+				out[strings.ToLower(name)] = v
+			}
+		}
+	}
+	return out
+}
 
 // Vars returns the variables expressions see while running task run tr of
 // execution e (tr nil: at the execution's level, for flow outputs):

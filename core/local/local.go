@@ -169,7 +169,7 @@ func (r *Runtime) newLoop() *loop {
 	}
 	// The runtime supplies the functions that read the execution's logs.
 	l.engine = expr.New(expr.WithFunc("errorLogs", l.errorLogs))
-	l.machine = &execution.Machine{Engine: l.engine}
+	l.machine = &execution.Machine{Engine: l.engine, Env: execution.EnvVars(os.Environ())}
 	return l
 }
 
@@ -369,7 +369,7 @@ func (l *loop) effect(ex *exec, ef execution.Effect) {
 				for k, v := range ef.ParentOutputs {
 					outputs[k] = v
 				}
-				l.step(p.ExecutionID, execution.ChildEnded{TaskRunID: p.TaskRunID, ChildID: e.ID, State: ef.State, Outputs: outputs})
+				l.step(p.ExecutionID, execution.ChildEnded{TaskRunID: p.TaskRunID, ChildID: e.ID, State: ef.State, Outputs: outputs, Error: ef.ParentOutputsError})
 			}
 		}
 	}
@@ -420,7 +420,7 @@ func (l *loop) dispatch(ex *exec, d execution.Dispatch) {
 	}
 	runner := l.r.Runners[t.Type]
 	rc := &tasks.RunContext{
-		Task: t, Vars: execution.Vars(ex.f, ex.e, tr), Engine: l.engine,
+		Task: t, Vars: l.vars(ex, tr), Engine: l.engine,
 		ExecutionID: ex.e.ID, TaskRunID: tr.ID, Attempt: d.Attempt,
 		Logger: taskLogger{l: l, execID: ex.e.ID, taskRunID: tr.ID, taskID: tr.TaskID},
 	}
@@ -447,6 +447,12 @@ type retryDue struct {
 	key    string
 	f      *flow.Flow
 	create execution.Create
+}
+
+func (l *loop) vars(ex *exec, tr *execution.TaskRun) map[string]any {
+	v := execution.Vars(ex.f, ex.e, tr)
+	v["envs"] = l.machine.Env
+	return v
 }
 
 // attemptDone is TaskFinished with the loop's bookkeeping key.
