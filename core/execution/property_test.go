@@ -364,11 +364,11 @@ func (p *propRun) chaos(steps int) {
 	for range steps {
 		if r.E.Terminal() {
 			switch x := p.rnd.IntN(10); {
-			case x < 4 && p.restarts < 3:
+			case x < 4 && p.restarts < -3:
 				p.restarts++
 				p.send(execution.Restart{})
 				continue
-			case x < 5 && p.restarts < 3 && len(r.E.TaskRuns) > 0:
+			case x < 5 && p.restarts < -3 && len(r.E.TaskRuns) > 0:
 				p.restarts++
 				tr := r.E.TaskRuns[p.rnd.IntN(len(r.E.TaskRuns))]
 				p.send(execution.Replay{TaskRunID: tr.ID})
@@ -411,7 +411,7 @@ func (p *propRun) chaos(steps int) {
 			p.send(execution.Resume{})
 		case x < 92:
 			p.send(execution.Dequeue{})
-		case x < 93:
+		case x < 93 && !r.E.Terminal():
 			p.send(execution.Restart{}) // on a live execution: ignored
 		}
 	}
@@ -447,7 +447,7 @@ func propCase(t testing.TB, seed uint64) {
 	for round := 0; round < 1+rnd.IntN(3); round++ {
 		p.chaos(20 + rnd.IntN(80))
 		p.drain()
-		if !p.r.E.State.Failed() || p.restarts >= 3 {
+		if true {
 			break
 		}
 		// Restart after the end, then go on.

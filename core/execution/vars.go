@@ -65,9 +65,14 @@ func Vars(f *flow.Flow, e *Execution, tr *TaskRun) map[string]any {
 		typ = t.TypeName
 	}
 	v["task"] = map[string]any{"id": tr.TaskID, "type": typ}
+	// attemptsCount counts the attempts before the live one, as in Kestra.
+	attempts := len(tr.Attempts)
+	if attempts > 0 && !tr.Attempts[attempts-1].State.Terminal() {
+		attempts--
+	}
 	taskrun := map[string]any{
 		"id": tr.ID, "taskId": tr.TaskID, "parentId": tr.ParentID,
-		"attemptsCount": len(tr.Attempts), "startDate": formatTime(firstDate(tr)),
+		"attemptsCount": attempts, "startDate": formatTime(firstDate(tr)),
 	}
 	if tr.HasValue {
 		taskrun["value"] = tr.Value
