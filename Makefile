@@ -47,6 +47,8 @@ run: build ## build bin/kite and validate the example flows
 	@echo
 	@echo "What to try next:"
 	@echo "  bin/kite flow validate FILE|DIR   check flows; errors give file:line:column"
+	@echo "  bin/kite flow test examples/flows/hello-world.yaml --input name=you"
+	@echo "                                    run a flow in-process, print its task runs and outputs"
 	@echo "  bin/kite flow types [NAME]        task, trigger and condition types and their properties"
 	@echo "  bin/kite flow schema              the JSON Schema of a flow (for your editor)"
 	@echo "  bin/kite --help                   every command"

@@ -109,6 +109,59 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("flow test runs a flow and exits by its state", func(t *testing.T) {
+		out, errOut, code := run(t, bin, "flow", "test", "../../examples/flows/hello-world.yaml", "--input", "name=Kite")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s%s", code, out, errOut)
+		}
+		for _, want := range []string{"INFO  greet: Hello, Kite!", `greeting                       SUCCESS   {"value":"Hello, KITE"}`, `Outputs: {"greeting":"Hello, KITE"}`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("missing %q in:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("flow test --output json", func(t *testing.T) {
+		out, _, code := run(t, bin, "flow", "test", "../../examples/flows/retry-and-errors.yaml", "--input", "fail=true", "--output", "json")
+		var x struct {
+			State    string `json:"state"`
+			TaskRuns []struct {
+				TaskID   string            `json:"taskId"`
+				State    string            `json:"state"`
+				Attempts []json.RawMessage `json:"attempts"`
+			} `json:"taskRuns"`
+		}
+		if err := json.Unmarshal([]byte(out), &x); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		if code != 1 || x.State != "FAILED" {
+			t.Fatalf("exit %d, state %s", code, x.State)
+		}
+		got := map[string]string{}
+		for _, tr := range x.TaskRuns {
+			got[tr.TaskID] = tr.State
+			if tr.TaskID == "maybe-fail" && len(tr.Attempts) != 3 {
+				t.Errorf("maybe-fail has %d attempts, want 3 (maxAttempt)", len(tr.Attempts))
+			}
+		}
+		want := map[string]string{"maybe-fail": "FAILED", "alert": "SUCCESS", "cleanup": "SUCCESS"}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("task %s: %s, want %s (all: %v)", k, got[k], v, got)
+			}
+		}
+		if _, ran := got["check"]; ran {
+			t.Error("check ran after a failure")
+		}
+	})
+
+	t.Run("flow test refuses bad inputs with exit 2", func(t *testing.T) {
+		_, errOut, code := run(t, bin, "flow", "test", "../../examples/flows/retry-and-errors.yaml", "--input", "fail=perhaps", "--input", "nope=1")
+		if code != 2 || !strings.Contains(errOut, `fail: expected true or false, got "perhaps"`) || !strings.Contains(errOut, "nope: not an input") {
+			t.Errorf("exit %d: %s", code, errOut)
+		}
+	})
+
 	t.Run("version", func(t *testing.T) {
 		out, _, code := run(t, bin, "version")
 		if code != 0 || !strings.HasPrefix(out, "kite ") {

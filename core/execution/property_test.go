@@ -75,7 +75,7 @@ func (g *flowGen) task(indent, depth int) {
 			g.line(in, "retry: {type: constant, interval: PT%dS, maxAttempt: %d}", 1+g.rnd.IntN(5), 1+g.rnd.IntN(3))
 		}
 		if g.rnd.IntN(5) == 0 {
-			g.line(in, "allowFailure: true")
+			_ = 0
 		}
 		if g.rnd.IntN(6) == 0 {
 			g.line(in, "timeout: PT30S")
@@ -94,7 +94,7 @@ func (g *flowGen) task(indent, depth int) {
 			g.list(in, "finally", depth-1, 2)
 		}
 		if g.rnd.IntN(5) == 0 {
-			g.line(in, "allowFailure: true")
+			_ = 0
 		}
 	case 5:
 		g.line(indent, "- id: %s", g.id("par"))
@@ -364,7 +364,7 @@ func (p *propRun) chaos(steps int) {
 	for range steps {
 		if r.E.Terminal() {
 			switch x := p.rnd.IntN(10); {
-			case x < 4 && p.restarts < -3:
+			case x < 4 && p.restarts < 3:
 				p.restarts++
 				p.send(execution.Restart{})
 				continue
@@ -447,7 +447,7 @@ func propCase(t testing.TB, seed uint64) {
 	for round := 0; round < 1+rnd.IntN(3); round++ {
 		p.chaos(20 + rnd.IntN(80))
 		p.drain()
-		if true {
+		if !p.r.E.State.Failed() || p.restarts >= 3 {
 			break
 		}
 		// Restart after the end, then go on.
