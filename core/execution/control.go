@@ -2,6 +2,8 @@ package execution
 
 import (
 	"fmt"
+
+	"github.com/kiteflow/kite/core/flow"
 )
 
 // kill stops everything: running attempts are cancelled, subflows killed,
@@ -92,8 +94,28 @@ func (s *step) restart() {
 	s.setState(Restarted, "")
 	s.dropHandlers(func(*TaskRun) bool { return true })
 	for _, tr := range append([]*TaskRun(nil), s.e.TaskRuns...) {
-		if tr.State == Failed || tr.State == Killed {
+		if _, still := s.e.TaskRun(tr.ID); still && (tr.State == Failed || tr.State == Killed) {
 			s.rerun(tr)
+		}
+	}
+}
+
+// reopen makes the ended ancestors of a task run that runs again resolve
+// again, outermost first.
+func (s *step) reopen(tr *TaskRun) {
+	var chain []*TaskRun
+	for p := tr.ParentID; p != ""; {
+		ptr, ok := s.e.TaskRun(p)
+		if !ok {
+			break
+		}
+		chain = append(chain, ptr)
+		p = ptr.ParentID
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		if chain[i].State.Terminal() {
+			s.setTaskRunState(chain[i], Restarted, "")
+			s.setTaskRunState(chain[i], Running, "")
 		}
 	}
 }
@@ -126,19 +148,42 @@ func (s *step) remove(tr *TaskRun) {
 	s.emit(&Event{Type: EvTaskRunRemoved, TaskRunID: tr.ID})
 }
 
-// rerun starts an ended task run again.
+// rerun starts an ended task run again, and reopens its ancestors.
 func (s *step) rerun(tr *TaskRun) {
-	s.setTaskRunState(tr, Restarted, "")
 	t, ok := s.task(tr)
 	if !ok {
 		s.err = fmt.Errorf("execution %s: task run %s of unknown task %q", s.e.ID, tr.ID, tr.TaskID)
 		return
 	}
-	if t.Flowable() {
-		s.setTaskRunState(tr, Running, "")
+	s.reopen(tr)
+	if t.Flowable() && undecided(t, tr) {
+		// It failed before deciding its branch or values: it is created
+		// anew, deciding again, when its list is resolved.
+		s.remove(tr)
 		return
 	}
-	s.dispatch(tr, len(tr.Attempts)+1)
+	s.setTaskRunState(tr, Restarted, "")
+	switch {
+	case t.Type == "subflow":
+		s.setTaskRunState(tr, Running, "")
+		s.startSubflow(t, tr)
+	case t.Type == "pause":
+		s.startPause(t, tr)
+	case t.Flowable():
+		s.setTaskRunState(tr, Running, "")
+	default:
+		s.dispatch(tr, len(tr.Attempts)+1)
+	}
+}
+
+// undecided reports whether a flowable task run lacks the decision it takes
+// when created.
+func undecided(t *flow.Task, tr *TaskRun) bool {
+	switch t.Type {
+	case "if", "switch", "for-each", "each-sequential", "each-parallel":
+		return tr.Decision == ""
+	}
+	return false
 }
 
 // replay re-runs the execution from a task run: the task runs created after
@@ -155,10 +200,8 @@ func (s *step) replay(in Replay) {
 		return
 	}
 	ancestors := map[string]bool{}
-	var order []string // nearest first
 	for p := target.ParentID; p != ""; {
 		ancestors[p] = true
-		order = append(order, p)
 		ptr, ok := s.e.TaskRun(p)
 		if !ok {
 			break
@@ -179,12 +222,6 @@ func (s *step) replay(in Replay) {
 	}
 	for i := len(drop) - 1; i >= 0; i-- {
 		s.remove(drop[i])
-	}
-	for i := len(order) - 1; i >= 0; i-- {
-		if tr, ok := s.e.TaskRun(order[i]); ok && tr.State.Terminal() {
-			s.setTaskRunState(tr, Restarted, "")
-			s.setTaskRunState(tr, Running, "")
-		}
 	}
 	s.rerun(target)
 }

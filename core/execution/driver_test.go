@@ -78,15 +78,6 @@ func byTask(m map[string][]outcome) script {
 	}
 }
 
-// allOK succeeds every attempt, with outputs {value: taskrun.value} for
-// task runs of an iteration.
-func allOK(c call) outcome {
-	if c.TaskRun.HasValue {
-		return outcome{State: execution.Success, Outputs: map[string]any{"value": c.TaskRun.Value}}
-	}
-	return resOK
-}
-
 // step is one Step call as the driver saw it.
 type step struct {
 	In     execution.Input

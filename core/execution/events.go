@@ -58,8 +58,10 @@ func Apply(e *Execution, ev *Event) error {
 			return fmt.Errorf("execution %s: created twice", e.ID)
 		}
 		*e = *ev.Execution
+		// The execution must not share what it changes with the event.
+		e.Labels = append([]flow.Label(nil), ev.Execution.Labels...)
 		e.TaskRuns = nil
-		e.byID, e.children = nil, nil
+		e.byID, e.children, e.branches = nil, nil, nil
 		e.History = []StateTime{{ev.Execution.State, ev.Time}}
 	case EvState:
 		if e.State != ev.State && !e.State.CanTransition(ev.State) {
@@ -145,7 +147,7 @@ func Apply(e *Execution, ev *Event) error {
 			}
 		}
 		e.TaskRuns = kept
-		e.byID, e.children = nil, nil
+		e.byID, e.children, e.branches = nil, nil, nil
 	default:
 		return fmt.Errorf("execution %s: unknown event type %q", e.ID, ev.Type)
 	}

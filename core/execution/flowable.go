@@ -1,7 +1,6 @@
 package execution
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -51,7 +50,7 @@ func (s *step) decide(t *flow.Task, tr *TaskRun) string {
 		if err != nil {
 			return name + ": " + err.Error()
 		}
-		tr.Items = items
+		tr.Items, tr.Decision = items, DecisionValues
 	}
 	return ""
 }
@@ -61,11 +60,11 @@ func (s *step) decide(t *flow.Task, tr *TaskRun) string {
 // lists as JSON).
 func iterationValues(v any) ([]string, error) {
 	if str, ok := v.(string); ok {
-		var list []any
-		if err := json.Unmarshal([]byte(str), &list); err != nil {
+		parsed, err := expr.ParseJSON(str)
+		if _, isList := parsed.([]any); err != nil || !isList {
 			return nil, fmt.Errorf("expected a list or a JSON array, got %q", str)
 		}
-		v = list
+		v = parsed
 	}
 	if v == nil {
 		return nil, fmt.Errorf("expected a list, got null")

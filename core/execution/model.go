@@ -37,6 +37,14 @@ type Execution struct {
 
 	byID     map[string]*TaskRun
 	children map[string][]*TaskRun // parent task run id ("" for the root) → task runs
+	branches map[branchKey][]*TaskRun
+}
+
+// branchKey finds the task runs of one list: a parent's branch, and for a
+// ForEach's children one iteration (iter -1: every iteration).
+type branchKey struct {
+	parent, branch string
+	iter           int
 }
 
 // ParentLink ties a subflow execution to the task run that started it.
@@ -71,8 +79,9 @@ type TaskRun struct {
 	Value     string `json:"value,omitempty"`
 	HasValue  bool   `json:"hasValue,omitempty"`
 	Iteration int    `json:"iteration,omitempty"`
-	// Decision is the branch a flowable chose when it was created: "then" or
-	// "else" for If, "cases.KEY" or "defaults" for Switch.
+	// Decision is what a flowable decided when it was created: "then" or
+	// "else" for If, "cases.KEY" or "defaults" for Switch, DecisionValues
+	// for a ForEach whose Items are set.
 	Decision string `json:"decision,omitempty"`
 	// Items are the iteration values of a ForEach, rendered once when it
 	// was created.
@@ -95,6 +104,9 @@ type Attempt struct {
 	State   State       `json:"state"`
 	History []StateTime `json:"history"`
 }
+
+// DecisionValues marks a ForEach task run whose iteration values are set.
+const DecisionValues = "values"
 
 // Timer is a wake-up the machine asked for: a retry's backoff, a pause's
 // delay, a task's timeout. The runtime feeds TimerFired back at Due.
@@ -128,23 +140,40 @@ func (e *Execution) Children(parentID string) []*TaskRun {
 	return e.children[parentID]
 }
 
+// Branch returns the task runs of a parent's branch in creation order; with
+// iter >= 0 only those of that ForEach iteration.
+func (e *Execution) Branch(parentID, branch string, iter int) []*TaskRun {
+	e.index()
+	return e.branches[branchKey{parentID, branch, iter}]
+}
+
 func (e *Execution) index() {
 	if e.byID != nil {
 		return
 	}
 	e.byID = make(map[string]*TaskRun, len(e.TaskRuns))
 	e.children = map[string][]*TaskRun{}
+	e.branches = map[branchKey][]*TaskRun{}
 	for _, tr := range e.TaskRuns {
-		e.byID[tr.ID] = tr
-		e.children[tr.ParentID] = append(e.children[tr.ParentID], tr)
+		e.indexOne(tr)
+	}
+}
+
+func (e *Execution) indexOne(tr *TaskRun) {
+	e.byID[tr.ID] = tr
+	e.children[tr.ParentID] = append(e.children[tr.ParentID], tr)
+	all := branchKey{tr.ParentID, tr.Branch, -1}
+	e.branches[all] = append(e.branches[all], tr)
+	if tr.HasValue {
+		one := branchKey{tr.ParentID, tr.Branch, tr.Iteration}
+		e.branches[one] = append(e.branches[one], tr)
 	}
 }
 
 func (e *Execution) addTaskRun(tr *TaskRun) {
 	e.index()
 	e.TaskRuns = append(e.TaskRuns, tr)
-	e.byID[tr.ID] = tr
-	e.children[tr.ParentID] = append(e.children[tr.ParentID], tr)
+	e.indexOne(tr)
 }
 
 // Terminal reports whether the execution has ended.

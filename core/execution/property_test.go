@@ -38,10 +38,10 @@ func (g *flowGen) id(prefix string) string {
 	return prefix + strconv.Itoa(g.n)
 }
 
-// list writes a task list of 1..max tasks under key at indent.
-func (g *flowGen) list(indent int, key string, depth, max int) {
+// list writes a task list of 1..most tasks under key at indent.
+func (g *flowGen) list(indent int, key string, depth, most int) {
 	g.line(indent, "%s:", key)
-	for range 1 + g.rnd.IntN(max) {
+	for range 1 + g.rnd.IntN(most) {
 		g.task(indent+2, depth)
 	}
 }
@@ -55,7 +55,7 @@ func (g *flowGen) values() string {
 }
 
 func (g *flowGen) task(indent, depth int) {
-	kind := g.rnd.IntN(10)
+	kind := g.rnd.IntN(11)
 	if depth <= 0 {
 		kind = 0
 	}
@@ -75,7 +75,7 @@ func (g *flowGen) task(indent, depth int) {
 			g.line(in, "retry: {type: constant, interval: PT%dS, maxAttempt: %d}", 1+g.rnd.IntN(5), 1+g.rnd.IntN(3))
 		}
 		if g.rnd.IntN(5) == 0 {
-			_ = 0
+			g.line(in, "allowFailure: true")
 		}
 		if g.rnd.IntN(6) == 0 {
 			g.line(in, "timeout: PT30S")
@@ -94,7 +94,7 @@ func (g *flowGen) task(indent, depth int) {
 			g.list(in, "finally", depth-1, 2)
 		}
 		if g.rnd.IntN(5) == 0 {
-			_ = 0
+			g.line(in, "allowFailure: true")
 		}
 	case 5:
 		g.line(indent, "- id: %s", g.id("par"))
@@ -128,7 +128,18 @@ func (g *flowGen) task(indent, depth int) {
 	case 9:
 		g.line(indent, "- id: %s", g.id("pause"))
 		g.line(in, "type: pause")
-		g.line(in, "delay: PT%dS", 1+g.rnd.IntN(60))
+		if g.rnd.IntN(3) > 0 {
+			g.line(in, "delay: PT%dS", 1+g.rnd.IntN(60))
+		}
+	case 10:
+		g.line(indent, "- id: %s", g.id("sub"))
+		g.line(in, "type: subflow")
+		g.line(in, "namespace: company.team")
+		g.line(in, "flowId: child")
+		g.line(in, "transmitFailed: %v", g.rnd.IntN(2) == 0)
+		if g.rnd.IntN(3) == 0 {
+			g.line(in, "retry: {type: constant, interval: PT%dS, maxAttempt: %d}", 1+g.rnd.IntN(5), 1+g.rnd.IntN(3))
+		}
 	}
 }
 
@@ -163,6 +174,9 @@ type propRun struct {
 	// killed says a Kill applied and no Restart/Replay since.
 	killed   bool
 	restarts int
+	// children are the subflow executions started and waited for, not
+	// ended yet.
+	children []execution.StartChild
 	failures int
 }
 
@@ -230,6 +244,23 @@ func (p *propRun) send(in execution.Input) {
 	if revives && len(res.Events) > 0 {
 		p.killed = false
 	}
+	for _, ef := range res.Effects {
+		switch ef := ef.(type) {
+		case execution.StartChild:
+			if ef.Wait {
+				p.children = append(p.children, ef)
+			}
+		case execution.KillChild:
+			// The child ends KILLED; its end reaches a killed parent.
+			for i, c := range p.children {
+				if c.ChildID == ef.ChildID {
+					p.children = append(p.children[:i:i], p.children[i+1:]...)
+					defer p.send(execution.ChildEnded{TaskRunID: c.TaskRunID, ChildID: c.ChildID, State: execution.Killed})
+					break
+				}
+			}
+		}
+	}
 	if _, isKill := in.(execution.Kill); isKill && !wasTerminal {
 		p.killed = true
 		// (d) after Kill everything is terminal.
@@ -254,6 +285,9 @@ func (p *propRun) checkEnded(in execution.Input) {
 	if len(r.Live) > 0 {
 		d := r.Live[0]
 		p.fail("after %T the execution is %s but attempt %d of %s was dispatched, never answered nor cancelled", in, r.E.State, d.Attempt, d.TaskRunID)
+	}
+	if len(p.children) > 0 {
+		p.fail("after %T the execution is %s but subflow execution %s (task run %s) still runs, not killed", in, r.E.State, p.children[0].ChildID, p.children[0].TaskRunID)
 	}
 	if len(r.E.Timers) > 0 {
 		p.fail("after %T the execution is %s with timers pending: %v", in, r.E.State, r.E.Timers)
@@ -368,7 +402,7 @@ func (p *propRun) chaos(steps int) {
 				p.restarts++
 				p.send(execution.Restart{})
 				continue
-			case x < 5 && p.restarts < -3 && len(r.E.TaskRuns) > 0:
+			case x < 5 && p.restarts < 3 && len(r.E.TaskRuns) > 0:
 				p.restarts++
 				tr := r.E.TaskRuns[p.rnd.IntN(len(r.E.TaskRuns))]
 				p.send(execution.Replay{TaskRunID: tr.ID})
@@ -413,12 +447,24 @@ func (p *propRun) chaos(steps int) {
 			p.send(execution.Dequeue{})
 		case x < 93 && !r.E.Terminal():
 			p.send(execution.Restart{}) // on a live execution: ignored
+		case x < 97 && len(p.children) > 0:
+			p.endChild(p.rnd.IntN(len(p.children)))
 		}
 	}
 }
 
-// drain answers every live attempt and fires every timer until nothing is
-// left; then (c) the execution must have ended.
+// endChild ends a waited-for subflow execution with a random state.
+func (p *propRun) endChild(i int) {
+	p.t.Helper()
+	c := p.children[i]
+	p.children = append(p.children[:i:i], p.children[i+1:]...)
+	st := []execution.State{execution.Success, execution.Success, execution.Failed, execution.Warning, execution.Killed}[p.rnd.IntN(5)]
+	p.send(execution.ChildEnded{TaskRunID: c.TaskRunID, ChildID: c.ChildID, State: st, Outputs: map[string]any{"o": c.ChildID}})
+}
+
+// drain answers every live attempt and child, fires every timer and
+// resumes pauses until nothing is left; then (c) the execution must have
+// ended.
 func (p *propRun) drain() {
 	p.t.Helper()
 	r := p.r
@@ -426,8 +472,12 @@ func (p *propRun) drain() {
 		switch {
 		case len(r.Live) > 0:
 			p.finish(p.rnd.IntN(len(r.Live)))
+		case len(p.children) > 0:
+			p.endChild(p.rnd.IntN(len(p.children)))
 		case len(r.E.Timers) > 0:
 			p.fire(r.E.SortedTimers()[0])
+		case r.E.State == execution.Paused:
+			p.send(execution.Resume{})
 		default:
 			if !r.E.Terminal() {
 				p.fail("every attempt answered and every timer fired, yet the execution is %s", r.E.State)

@@ -28,25 +28,24 @@ func (sc *scope) mainBranch() string {
 	return sc.main
 }
 
-// runsOf returns the task runs of the scope's branch, by task id (the last
-// one wins: a replayed task run replaces nothing, the list holds one per
-// task).
-func (s *step) runsOf(sc *scope, branch string) map[string]*TaskRun {
+// runsOf returns the task runs of the scope's branch, in creation order.
+func (s *step) runsOf(sc *scope, branch string) []*TaskRun {
 	parentID := ""
 	if sc.parent != nil {
 		parentID = sc.parent.ID
 	}
-	out := map[string]*TaskRun{}
-	for _, tr := range s.e.Children(parentID) {
-		if tr.Branch != branch {
-			continue
+	return s.e.Branch(parentID, branch, sc.iter)
+}
+
+// runOf finds the task run of a task among a branch's task runs (the last
+// one, should there be several).
+func runOf(runs []*TaskRun, taskID string) *TaskRun {
+	for i := len(runs) - 1; i >= 0; i-- {
+		if runs[i].TaskID == taskID {
+			return runs[i]
 		}
-		if sc.iter >= 0 && (!tr.HasValue || tr.Iteration != sc.iter) {
-			continue
-		}
-		out[tr.TaskID] = tr
 	}
-	return out
+	return nil
 }
 
 // resolveScope advances the scope's main list, then its errors (after a
@@ -90,7 +89,7 @@ func (s *step) resolveList(sc *scope, branch string, tasks []*flow.Task, paralle
 		if t.Disabled {
 			continue
 		}
-		tr := runs[t.ID]
+		tr := runOf(runs, t.ID)
 		if tr == nil {
 			// A parallel list without a bound starts every task at once, as
 			// Kestra does, even after one failed.

@@ -34,17 +34,6 @@ func simulate(c call) outcome {
 	return resOK
 }
 
-// with overrides the simulation for some task ids.
-func with(m map[string][]outcome) script {
-	by := byTask(m)
-	return func(c call) outcome {
-		if _, listed := m[c.TaskRun.TaskID]; listed {
-			return by(c)
-		}
-		return simulate(c)
-	}
-}
-
 type semCase struct {
 	name   string
 	yaml   string // after the id and namespace
@@ -119,8 +108,9 @@ tasks:
 				if r.MaxLive != 1 {
 					t.Errorf("%d attempts ran at once, want 1", r.MaxLive)
 				}
-				if got := r.Run("b").Outputs["value"]; got != "1" {
-					t.Errorf("b output %v, want 1", got)
+				// attemptsCount counts the attempts before the live one, as Kestra.
+				if got := r.Run("b").Outputs["value"]; got != "0" {
+					t.Errorf("b output %v, want 0", got)
 				}
 				order := []string{}
 				for _, d := range effectsOf[execution.Dispatch](r.Effects) {
@@ -1379,4 +1369,116 @@ tasks:
 	if j1, j2 := jsonOf(t, r1), jsonOf(t, r2); j1 != j2 {
 		t.Errorf("a step on a JSON copy differs:\n%s\n%s", j1, j2)
 	}
+}
+
+// TestRestartAllowedFailure restarts an execution with a FAILED task whose
+// failure was allowed (its sequential ended WARNING). Whatever restart does
+// with it, the execution must not end while the task run is left RUNNING.
+func TestRestartAllowedFailure(t *testing.T) {
+	r := start(t, header+`
+tasks:
+  - id: outer
+    type: sequential
+    tasks:
+      - {id: a, type: fail, allowFailure: true}
+  - {id: b, type: fail}
+`, simulate)
+	if r.E.State != execution.Failed || r.Run("outer").State != execution.Warning {
+		t.Fatalf("before restart:\n%s", r.Dump())
+	}
+	r.Step(execution.Restart{})
+	// b's new attempt ends first; a's is still running.
+	if len(r.LiveOf("b")) != 1 {
+		t.Fatalf("b was not restarted:\n%s", r.Dump())
+	}
+	r.Finish(r.LiveOf("b")[0], resOK)
+	if r.E.Terminal() && len(r.Live) > 0 {
+		t.Errorf("the execution ended %s while attempt %d of %s still runs:\n%s", r.E.State, r.Live[0].Attempt, r.Live[0].TaskRunID, r.Dump())
+	}
+	r.Drive(func(call) outcome { return resOK })
+	if !r.E.Terminal() {
+		t.Fatalf("the restarted execution did not end:\n%s", r.Dump())
+	}
+	for _, tr := range r.E.TaskRuns {
+		if !tr.State.Terminal() {
+			t.Errorf("the execution ended %s with task run %s %s:\n%s", r.E.State, tr.TaskID, tr.State, r.Dump())
+		}
+	}
+	checkReplay(t, r)
+}
+
+// TestRestartSubflow restarts an execution whose Subflow task failed: a new
+// child execution must be started.
+func TestRestartSubflow(t *testing.T) {
+	r := start(t, header+`
+tasks:
+  - {id: sub, type: subflow, namespace: company.team, flowId: child}
+`, simulate)
+	c := r.Children[0]
+	r.Step(execution.ChildEnded{TaskRunID: c.TaskRunID, ChildID: c.ChildID, State: execution.Failed})
+	if r.E.State != execution.Failed {
+		t.Fatalf("state %s", r.E.State)
+	}
+	r.Step(execution.Restart{})
+	if len(r.Children) != 2 {
+		t.Fatalf("restart started %d new child executions, want 1; the execution is %s:\n%s", len(r.Children)-1, r.E.State, r.Dump())
+	}
+	c = r.Children[1]
+	r.Step(execution.ChildEnded{TaskRunID: c.TaskRunID, ChildID: c.ChildID, State: execution.Success})
+	if r.E.State != execution.Success {
+		t.Errorf("state %s after the new child succeeded", r.E.State)
+	}
+	checkReplay(t, r)
+}
+
+func TestReplay(t *testing.T) {
+	src := header + `
+tasks:
+  - {id: a, type: log, message: a}
+  - {id: s, type: log, message: s, runIf: "{{ false }}"}
+  - id: seq
+    type: sequential
+    tasks:
+      - {id: b, type: log, message: b}
+      - {id: c, type: log, message: c}
+  - {id: d, type: log, message: d}
+`
+	t.Run("from a task inside a flowable", func(t *testing.T) {
+		r := start(t, src, simulate)
+		b := r.Run("b")
+		r.Step(execution.Replay{TaskRunID: b.ID})
+		if len(r.Runs("c")) != 0 || len(r.Runs("d")) != 0 || len(r.Run("a").Attempts) != 1 {
+			t.Errorf("after replay from b:\n%s", r.Dump())
+		}
+		r.Drive(simulate)
+		if r.E.State != execution.Success || len(r.Run("b").Attempts) != 2 || r.Run("seq").State != execution.Success {
+			t.Errorf("after the replay ran:\n%s", r.Dump())
+		}
+		checkReplay(t, r)
+	})
+	t.Run("of a SKIPPED task run", func(t *testing.T) {
+		r := start(t, src, simulate)
+		r.AllowErr = true
+		before := jsonOf(t, r.E)
+		r.Step(execution.Replay{TaskRunID: r.Run("s").ID})
+		if len(r.Errs) > 0 {
+			t.Errorf("replay of a SKIPPED task run: %v", r.Errs[0])
+			if after := jsonOf(t, r.E); after != before {
+				t.Errorf("and the failed step left the execution changed: now %s with %d task runs", r.E.State, len(r.E.TaskRuns))
+			}
+			return
+		}
+		r.Drive(simulate)
+		if !r.E.Terminal() {
+			t.Errorf("state %s", r.E.State)
+		}
+	})
+	t.Run("of a running execution is ignored", func(t *testing.T) {
+		r := start(t, src, byTask(map[string][]outcome{"d": {resLeave}}))
+		before := r.E.Seq
+		r.Step(execution.Replay{TaskRunID: r.Run("a").ID})
+		if r.E.Seq != before {
+			t.Errorf("replay changed a running execution")
+		}
+	})
 }

@@ -56,7 +56,7 @@ var transitions = map[State][]State{
 	Failed:    {Restarted, Retried},
 	Killed:    {Restarted},
 	Cancelled: {Restarted},
-	Skipped:   {},
+	Skipped:   {Restarted},
 	Retried:   {},
 }
 

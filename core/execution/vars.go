@@ -179,7 +179,7 @@ func iterationOwner(e *Execution, tr *TaskRun) *TaskRun {
 		if !ok {
 			return nil
 		}
-		if ptr.Items != nil {
+		if ptr.Decision == DecisionValues {
 			return ptr
 		}
 		p = ptr.ParentID

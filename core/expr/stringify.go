@@ -263,6 +263,10 @@ func writeJSONString(b *strings.Builder, s string) {
 	b.WriteByte('"')
 }
 
+// ParseJSON parses JSON text the way templates see it: integers become
+// int64 when they fit and float64 otherwise, so 2 stays 2 (not 2.0).
+func ParseJSON(s string) (any, error) { return fromJSON(s) }
+
 // fromJSON parses JSON text; integers become int64 when they fit and
 // float64 otherwise.
 func fromJSON(s string) (any, error) {

@@ -39,7 +39,7 @@ func TestInputCoerce(t *testing.T) {
 		{"time", Input{Type: InputTime}, "13:45", "13:45:00", ""},
 		{"duration", Input{Type: InputDuration}, "90s", "PT1M30S", ""},
 		{"duration bounds", Input{Type: InputDuration, MinDuration: ptr("PT10S"), MaxDuration: ptr("PT20S")}, "PT30S", nil, "longer than the maximum PT20S"},
-		{"json string", Input{Type: InputJSON}, `{"a":[1,2]}`, map[string]any{"a": []any{1.0, 2.0}}, ""},
+		{"json string: integers stay integers", Input{Type: InputJSON}, `{"a":[1,2.5]}`, map[string]any{"a": []any{int64(1), 2.5}}, ""},
 		{"json invalid", Input{Type: InputJSON}, `{"a":`, nil, "invalid JSON"},
 		{"yaml string", Input{Type: InputYAML}, "a: 1", map[string]any{"a": 1}, ""},
 		{"uri", Input{Type: InputURI}, "https://example.com/x", "https://example.com/x", ""},

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kiteflow/kite/core/expr"
 )
 
 // Layouts of the date and time input types (ISO-8601, as Kestra reads them).
@@ -147,8 +149,8 @@ func coerce(in *Input, t InputType, v any) (any, error) {
 		return FormatDuration(dur), nil
 	case InputJSON:
 		if s, ok := v.(string); ok {
-			var out any
-			if err := json.Unmarshal([]byte(s), &out); err != nil {
+			out, err := expr.ParseJSON(s)
+			if err != nil {
 				return nil, fmt.Errorf("invalid JSON: %w", err)
 			}
 			return out, nil
@@ -376,8 +378,9 @@ func toList(v any) ([]any, error) {
 		}
 		return out, nil
 	case string:
-		var out []any
-		if err := json.Unmarshal([]byte(x), &out); err != nil {
+		parsed, err := expr.ParseJSON(x)
+		out, isList := parsed.([]any)
+		if err != nil || !isList {
 			return nil, fmt.Errorf("expected a list (or a JSON array), got %q", x)
 		}
 		return out, nil
