@@ -103,8 +103,15 @@ with the status of the last one.`,
 			case errors.As(err, &ie):
 				fmt.Fprintf(errOut, "%s: %v\n", file, err)
 				return &exitError{code: exitInvalid}
-			case errors.Is(err, context.DeadlineExceeded):
-				fmt.Fprintf(errOut, "%s: the execution did not end within %s; it was killed\n", file, timeout)
+			case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+				if res != nil && output == "text" {
+					printExecution(cmd.OutOrStdout(), res, time.Since(start))
+				} else if res != nil {
+					_ = writeJSON(cmd.OutOrStdout(), res)
+				}
+				if errors.Is(err, context.DeadlineExceeded) {
+					fmt.Fprintf(errOut, "%s: the execution did not end within %s; it was killed\n", file, timeout)
+				}
 				return &exitError{code: exitWaiting}
 			case err != nil:
 				return err

@@ -89,8 +89,9 @@ type Options struct {
 
 // Run creates an execution of f with the given inputs and drives it (and
 // its subflows) until it ends, or until it is PAUSED with nothing left to
-// wait for, or ctx is done (the execution is then killed). The inputs are
-// validated first: an *execution.InputError means nothing ran.
+// wait for, or ctx is done: the execution is then killed, and Run returns
+// the result with ctx's error. The inputs are validated first: an
+// *execution.InputError means nothing ran.
 func (r *Runtime) Run(ctx context.Context, f *flow.Flow, inputs map[string]any, opts Options) (*Result, error) {
 	resolve := execution.ResolveInputs
 	if opts.RawInputs {
@@ -105,8 +106,9 @@ func (r *Runtime) Run(ctx context.Context, f *flow.Flow, inputs map[string]any, 
 	defer l.stop()
 	rootID := r.NewID()
 	l.create(f, execution.Create{ID: rootID, Inputs: typed, Labels: labels})
-	if err := l.run(ctx, rootID); err != nil {
-		return nil, err
+	runErr := l.run(ctx, rootID)
+	if runErr != nil && ctx.Err() == nil {
+		return nil, runErr
 	}
 	res := &Result{Execution: l.execs[rootID].e, Logs: l.logs()}
 	retry := map[string]bool{}
@@ -119,7 +121,8 @@ func (r *Runtime) Run(ctx context.Context, f *flow.Flow, inputs map[string]any, 
 			res.Children = append(res.Children, l.execs[id].e)
 		}
 	}
-	return res, nil
+	// When ctx ended the run, the result shows the execution killed.
+	return res, runErr
 }
 
 // exec is one execution the loop drives.
