@@ -21,6 +21,7 @@ Start with:
 		SilenceErrors: true, // main prints the error once
 	}
 	root.AddCommand(newFlowCmd(), newVersionCmd())
+	root.AddCommand(newDevCmd())
 	return root
 }
 

@@ -1,0 +1,115 @@
+package streams
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// BenchmarkExactlyOnce measures records per second through the counting
+// processor with exactly-once transactions on kfake, at batch sizes 1, 100
+// and 1,000, and the transaction commit latency (p50, p99). KITE_KAFKA_BROKERS
+// points it at a real broker instead (fresh topics are not created there:
+// run it through integration/kafkatest).
+func BenchmarkExactlyOnce(b *testing.B) {
+	for _, batch := range []int{1, 100, 1000} {
+		b.Run("batch="+strconv.Itoa(batch), func(b *testing.B) {
+			n := 20 * batch
+			if n < 2000 {
+				n = 2000
+			}
+			var lat []time.Duration
+			var mu sync.Mutex
+			total := 0
+			var elapsed time.Duration
+			for range b.N {
+				brokers := fakeCluster(b)
+				keys, values := make([]string, n), make([]string, n)
+				for i := range keys {
+					keys[i], values[i] = "k"+strconv.Itoa(i%64), "x"
+				}
+				produce(b, brokers, keys, values)
+				app, err := NewApp(AppConfig{Group: "bench", Inputs: []string{tIn}, Changelog: tChangelog, DeadLetter: tDLQ,
+					InstanceID: "bench", MaxPollRecords: batch, TimerInterval: 50 * time.Millisecond,
+					OnCommit: func(d time.Duration, _ int) { mu.Lock(); lat = append(lat, d); mu.Unlock() }},
+					counter{}, nil, []kgo.Opt{kgo.SeedBrokers(brokers...)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				start := time.Now()
+				done := make(chan struct{})
+				go func() { defer close(done); _ = app.Run(ctx) }()
+				out := readAll(b, brokers, tOut, n, 5*time.Minute)
+				elapsed += time.Since(start)
+				cancel()
+				<-done
+				if len(out) != n {
+					b.Fatalf("%d outputs, want %d", len(out), n)
+				}
+				total += n
+			}
+			b.ReportMetric(float64(total)/elapsed.Seconds(), "records/s")
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "commit-p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "commit-p99-µs")
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkRestore1M measures the restore of a 1,000,000-entry store from
+// its changelog (kfake, in-memory store).
+func BenchmarkRestore1M(b *testing.B) {
+	const n = 1_000_000
+	brokers := fakeCluster(b)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	var wg sync.WaitGroup
+	var perr error
+	var mu sync.Mutex
+	for i := range n {
+		wg.Add(1)
+		cl.Produce(context.Background(), &kgo.Record{Topic: tChangelog, Partition: 0, Key: []byte("key-" + strconv.Itoa(i)), Value: []byte("value-" + strconv.Itoa(i))},
+			func(_ *kgo.Record, err error) {
+				if err != nil {
+					mu.Lock()
+					perr = err
+					mu.Unlock()
+				}
+				wg.Done()
+			})
+	}
+	wg.Wait()
+	if perr != nil {
+		b.Fatal(perr)
+	}
+	b.ResetTimer()
+	for range b.N {
+		rc, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := NewMemoryStore()
+		start := time.Now()
+		got, err := restoreChangelog(context.Background(), rc, tChangelog, 0, st)
+		took := time.Since(start)
+		rc.Close()
+		if err != nil || got != n {
+			b.Fatalf("restored %d, %v", got, err)
+		}
+		b.ReportMetric(took.Seconds(), "s/restore")
+		b.ReportMetric(float64(n)/took.Seconds(), "entries/s")
+	}
+}

@@ -1,0 +1,116 @@
+package streams
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// childEnv makes the test binary run the counting app against the brokers
+// it names, until killed (see TestMain).
+const childEnv = "KITE_STREAMS_CHILD_BROKERS"
+
+func TestMain(m *testing.M) {
+	if brokers := os.Getenv(childEnv); brokers != "" {
+		if err := runChild(strings.Split(brokers, ",")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// runChild runs the counting app until the process is killed.
+func runChild(brokers []string) error {
+	app, err := NewApp(AppConfig{Group: "counter", Inputs: []string{tIn}, Changelog: tChangelog, DeadLetter: tDLQ,
+		InstanceID: "child", StaticMembership: true, TimerInterval: 20 * time.Millisecond}, counter{}, nil, []kgo.Opt{kgo.SeedBrokers(brokers...)})
+	if err != nil {
+		return err
+	}
+	return app.Run(context.Background())
+}
+
+// TestSIGKILLExactlyOnce runs the counting app in a child process that is
+// killed with SIGKILL at random moments and restarted until every input is
+// counted: the output (read committed) holds exactly one result per input
+// and the final counts are exact.
+func TestSIGKILLExactlyOnce(t *testing.T) {
+	n := 100_000
+	if testing.Short() {
+		n = 10_000
+	}
+	brokers := fakeCluster(t)
+	keys, values := make([]string, n), make([]string, n)
+	for i := range keys {
+		keys[i], values[i] = "k"+strconv.Itoa(i%13), "x"
+	}
+	produce(t, brokers, keys, values)
+
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	kills := 0
+	for round := 0; ; round++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(brokers, ","))
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := round >= 8 // after 8 kills, let it finish
+		if !done {
+			time.Sleep(time.Duration(100+rnd.IntN(600)) * time.Millisecond) // a random moment to kill at
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			kills++
+			continue
+		}
+		out := readAll(t, brokers, tOut, n, 120*time.Second)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		checkCounts(t, out, keys)
+		// Nothing more arrives later: no duplicate after the last kill.
+		if again := readAll(t, brokers, tOut, n+1, 2*time.Second); len(again) != n {
+			t.Errorf("%d outputs in the end, want %d", len(again), n)
+		}
+		t.Logf("%d inputs, %d kills, %d outputs", n, kills, len(out))
+		return
+	}
+}
+
+func checkCounts(t *testing.T, out []*kgo.Record, keys []string) {
+	t.Helper()
+	if len(out) != len(keys) {
+		t.Fatalf("got %d outputs, want %d", len(out), len(keys))
+	}
+	seen := map[string]bool{}
+	last := map[string]int{}
+	for _, r := range out {
+		if seen[string(r.Value)] {
+			t.Fatalf("duplicate output %s", r.Value)
+		}
+		seen[string(r.Value)] = true
+		k, rest, _ := strings.Cut(string(r.Value), "=")
+		c, _ := strconv.Atoi(strings.SplitN(rest, "@", 2)[0])
+		if c > last[k] {
+			last[k] = c
+		}
+	}
+	want := map[string]int{}
+	for _, k := range keys {
+		want[k]++
+	}
+	for k, w := range want {
+		if last[k] != w {
+			t.Errorf("count of %s = %d, want %d", k, last[k], w)
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+const (
+	tIn        = "in"
+	tOut       = "out"
+	tChangelog = "app-changelog"
+	tDLQ       = "dlq"
+	nParts     = 3
+)
+
+func fakeCluster(tb testing.TB) []string {
+	tb.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(nParts, tIn, tOut, tChangelog, tDLQ))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// counter counts the records of each key; a record whose value is "poison"
+// fails; a record "timer:<ms>" sets a timer that outputs "fired:<key>".
+type counter struct{}
+
+func (counter) Process(pc *PartitionContext, rec *kgo.Record) error {
+	switch v := string(rec.Value); {
+	case v == "poison":
+		return errors.New("poison record")
+	case len(v) > 6 && v[:6] == "timer:":
+		ms, _ := strconv.Atoi(v[6:])
+		return pc.SetTimer(rec.Key, pc.Now.Add(time.Duration(ms)*time.Millisecond))
+	}
+	n := 0
+	if v, ok, err := pc.Get(rec.Key); err != nil {
+		return err
+	} else if ok {
+		n, _ = strconv.Atoi(string(v))
+	}
+	n++
+	pc.Put(rec.Key, []byte(strconv.Itoa(n)))
+	pc.Produce(&kgo.Record{Topic: tOut, Key: rec.Key, Value: []byte(fmt.Sprintf("%s=%d@%d", rec.Key, n, rec.Offset))})
+	return nil
+}
+
+func (counter) Timer(pc *PartitionContext, key []byte, _ time.Time) error {
+	pc.Produce(&kgo.Record{Topic: tOut, Key: key, Value: []byte("fired:" + string(key))})
+	return nil
+}
+
+func startApp(ctx context.Context, tb testing.TB, brokers []string, instance string) (stop func()) {
+	tb.Helper()
+	app, err := NewApp(AppConfig{Group: "counter", Inputs: []string{tIn}, Changelog: tChangelog, DeadLetter: tDLQ,
+		InstanceID: instance, TimerInterval: 20 * time.Millisecond}, counter{}, testLogger(tb), clientOpts(brokers))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := app.Run(ctx); err != nil {
+			tb.Errorf("app %s: %v", instance, err)
+		}
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
+func testLogger(tb testing.TB) *zap.Logger {
+	if os.Getenv("KITE_DEBUG") != "" {
+		return zaptest.NewLogger(tb)
+	}
+	return nil
+}
+
+func clientOpts(brokers []string) []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
+	if os.Getenv("KITE_DEBUG") != "" {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)))
+	}
+	return opts
+}
+
+func produce(tb testing.TB, brokers []string, keys []string, values []string) {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cl.Close()
+	var rs []*kgo.Record
+	for i, k := range keys {
+		rs = append(rs, &kgo.Record{Topic: tIn, Key: []byte(k), Value: []byte(values[i])})
+	}
+	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// readAll reads a topic, read committed, until want records arrived or the
+// deadline passed.
+func readAll(tb testing.TB, brokers []string, topic string, want int, deadline time.Duration) []*kgo.Record {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < want && ctx.Err() == nil {
+		fetches := cl.PollFetches(ctx)
+		fetches.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+func TestCountsExactlyOnceAcrossRestarts(t *testing.T) {
+	brokers := fakeCluster(t)
+	const n = 600
+	keys, values := make([]string, n), make([]string, n)
+	for i := range keys {
+		keys[i], values[i] = "k"+strconv.Itoa(i%7), "x"
+	}
+	stop := startApp(t.Context(), t, brokers, "a")
+	produce(t, brokers, keys[:n/3], values[:n/3])
+	readAll(t, brokers, tOut, n/3, 20*time.Second)
+	stop() // a stop between batches; the next instance restores from the changelog
+
+	produce(t, brokers, keys[n/3:], values[n/3:])
+	stop = startApp(t.Context(), t, brokers, "a")
+	out := readAll(t, brokers, tOut, n, 30*time.Second)
+	stop()
+
+	if len(out) != n {
+		t.Fatalf("got %d outputs, want %d", len(out), n)
+	}
+	seen := map[string]bool{}
+	last := map[string]int{}
+	for _, r := range out {
+		if seen[string(r.Value)] {
+			t.Errorf("duplicate output %s", r.Value)
+		}
+		seen[string(r.Value)] = true
+		var k string
+		var c, off int
+		if _, err := fmt.Sscanf(string(r.Value), "%2s=%d@%d", &k, &c, &off); err == nil && c > last[k] {
+			last[k] = c
+		}
+	}
+	for i := range 7 {
+		k := "k" + strconv.Itoa(i)
+		want := 0
+		for _, kk := range keys {
+			if kk == k {
+				want++
+			}
+		}
+		if last[k] != want {
+			t.Errorf("count of %s = %d, want %d", k, last[k], want)
+		}
+	}
+}
+
+func TestPoisonRecordGoesToDeadLetter(t *testing.T) {
+	brokers := fakeCluster(t)
+	stop := startApp(t.Context(), t, brokers, "a")
+	defer stop()
+	// One key, so one partition: the good records after the poison one
+	// must still be processed.
+	produce(t, brokers, []string{"p", "p", "p"}, []string{"x", "poison", "x"})
+	out := readAll(t, brokers, tOut, 2, 20*time.Second)
+	dlq := readAll(t, brokers, tDLQ, 1, 20*time.Second)
+	if len(out) != 2 || string(out[1].Value) != "p=2@2" {
+		t.Errorf("outputs: %v", values(out))
+	}
+	if len(dlq) != 1 || string(dlq[0].Value) != "poison" || header(dlq[0], HeaderError) != "poison record" || header(dlq[0], HeaderOffset) != "1" {
+		t.Fatalf("dead letters: %v", values(dlq))
+	}
+}
+
+func TestTimerFiresOnceAfterRestart(t *testing.T) {
+	brokers := fakeCluster(t)
+	stop := startApp(t.Context(), t, brokers, "a")
+	produce(t, brokers, []string{"t1"}, []string{"timer:1500"})
+	// The timer is set once the record is processed: its changelog entry
+	// is committed.
+	if got := readAll(t, brokers, tChangelog, 2, 20*time.Second); len(got) < 2 {
+		t.Fatalf("timer not recorded: %v", values(got))
+	}
+	stop()
+	stop = startApp(t.Context(), t, brokers, "b")
+	defer stop()
+	out := readAll(t, brokers, tOut, 1, 20*time.Second)
+	if len(out) != 1 || string(out[0].Value) != "fired:t1" {
+		t.Fatalf("outputs: %v", values(out))
+	}
+	// It does not fire again.
+	if more := readAll(t, brokers, tOut, 2, 2*time.Second); len(more) != 1 {
+		t.Errorf("the timer fired %d times", len(more))
+	}
+}
+
+func values(rs []*kgo.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// TestRebalanceNoLossNoDuplicate runs two instances of one group, the
+// second joining mid-stream (a rebalance moves partitions with their state)
+// and the first leaving later: every input gives exactly one output and the
+// counts are exact.
+func TestRebalanceNoLossNoDuplicate(t *testing.T) {
+	brokers := fakeCluster(t)
+	const n = 9000
+	keys, values := make([]string, n), make([]string, n)
+	for i := range keys {
+		keys[i], values[i] = "k"+strconv.Itoa(i%11), "x"
+	}
+	stopA := startApp(t.Context(), t, brokers, "a")
+	produce(t, brokers, keys[:n/3], values[:n/3])
+	readAll(t, brokers, tOut, n/3, 20*time.Second)
+	stopB := startApp(t.Context(), t, brokers, "b")
+	produce(t, brokers, keys[n/3:2*n/3], values[n/3:2*n/3])
+	readAll(t, brokers, tOut, 2*n/3, 20*time.Second)
+	stopA()
+	produce(t, brokers, keys[2*n/3:], values[2*n/3:])
+	out := readAll(t, brokers, tOut, n, 30*time.Second)
+	stopB()
+	checkCounts(t, out, keys)
+}

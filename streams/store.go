@@ -1,0 +1,202 @@
+package streams
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Store is the key-value state store of one partition of a processor.
+//
+// Contract, for every implementation:
+//   - Get returns (value, true, nil) for a present key and (nil, false, nil)
+//     for a missing one; the returned slice belongs to the caller.
+//   - Put stores copies of key and value: the caller may reuse its slices.
+//     Put on an existing key overwrites it. Keys must be non-empty.
+//   - Delete of a missing key is not an error.
+//   - Range calls fn for every key with the prefix (all keys for an empty
+//     prefix) in ascending bytewise order, until fn returns false. k and v
+//     are valid only during the call (copy them to keep them), and fn must
+//     not call the store's methods.
+//   - Methods are safe for concurrent use; Close is idempotent and every
+//     other method returns ErrStoreClosed after it.
+type Store interface {
+	Get(key []byte) ([]byte, bool, error)
+	Put(key, value []byte) error
+	Delete(key []byte) error
+	Range(prefix []byte, fn func(k, v []byte) bool) error
+	Close() error
+}
+
+// ErrStoreClosed is returned by a Store's methods after Close.
+var ErrStoreClosed = errors.New("state store closed")
+
+var errEmptyKey = errors.New("state store: empty key")
+
+var (
+	_ Store = (*MemoryStore)(nil)
+	_ Store = (*BoltStore)(nil)
+)
+
+// MemoryStore is a Store in memory, restored from the changelog on start.
+type MemoryStore struct {
+	mu     sync.RWMutex
+	m      map[string][]byte
+	closed bool
+}
+
+// NewMemoryStore returns an empty in-memory store.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{m: map[string][]byte{}} }
+
+func (s *MemoryStore) Get(key []byte) ([]byte, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, false, ErrStoreClosed
+	}
+	v, ok := s.m[string(key)]
+	if !ok {
+		return nil, false, nil
+	}
+	return bytes.Clone(v), true, nil
+}
+
+func (s *MemoryStore) Put(key, value []byte) error {
+	if len(key) == 0 {
+		return errEmptyKey
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	v := make([]byte, len(value)) // non-nil even when empty, like bbolt
+	copy(v, value)
+	s.m[string(key)] = v
+	return nil
+}
+
+func (s *MemoryStore) Delete(key []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	delete(s.m, string(key))
+	return nil
+}
+
+// Range sorts the matching keys on every call: O(n log n) in the number of
+// matches, fine for the sub-keys of one execution.
+func (s *MemoryStore) Range(prefix []byte, fn func(k, v []byte) bool) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	p := string(prefix)
+	var keys []string
+	for k := range s.m {
+		if strings.HasPrefix(k, p) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !fn([]byte(k), s.m[k]) {
+			break
+		}
+	}
+	return nil
+}
+
+func (s *MemoryStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.m = nil
+	return nil
+}
+
+var boltBucket = []byte("kv")
+
+// BoltStore is a Store in a bbolt file, for state larger than memory. Each
+// Put and Delete is its own fsynced bbolt transaction.
+type BoltStore struct {
+	db        *bolt.DB
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// OpenBoltStore opens (creating if needed) the store in the file at path.
+// It fails after a second if another process holds the file.
+func OpenBoltStore(path string) (*BoltStore, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening state store %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(boltBucket)
+		return err
+	}); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("opening state store %s: %w", path, err)
+	}
+	return &BoltStore{db: db}, nil
+}
+
+func boltErr(err error) error {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return ErrStoreClosed
+	}
+	return err
+}
+
+func (s *BoltStore) Get(key []byte) (v []byte, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(boltBucket).Get(key); b != nil {
+			v, ok = bytes.Clone(b), true
+		}
+		return nil
+	})
+	return v, ok, boltErr(err)
+}
+
+func (s *BoltStore) Put(key, value []byte) error {
+	if len(key) == 0 {
+		return errEmptyKey
+	}
+	return boltErr(s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(boltBucket).Put(key, value)
+	}))
+}
+
+func (s *BoltStore) Delete(key []byte) error {
+	return boltErr(s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(boltBucket).Delete(key)
+	}))
+}
+
+func (s *BoltStore) Range(prefix []byte, fn func(k, v []byte) bool) error {
+	return boltErr(s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(boltBucket).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if !fn(k, v) {
+				break
+			}
+		}
+		return nil
+	}))
+}
+
+func (s *BoltStore) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	return s.closeErr
+}
