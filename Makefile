@@ -30,7 +30,8 @@ GO_FILES = find . -name '*.go' -not -path './.git/*' -not -path './bin/*' \
 # (streams, services, executor) before you submit it.
 GO_TEST := $(GO) test -count=1
 
-.PHONY: help build run test unit test-race lint fmt tools conformance fuzz bench tidy clean
+.PHONY: help build run test unit test-race lint fmt tools conformance fuzz bench tidy clean \
+	kafka-up kafka-down
 
 help: ## list the targets (the default goal)
 	@echo "Usage: make TARGET   (README: make run, make test)"
@@ -53,11 +54,32 @@ run: build ## build bin/kite and validate the example flows
 	@echo "  bin/kite flow schema              the JSON Schema of a flow (for your editor)"
 	@echo "  bin/kite --help                   every command"
 
-test: lint ## install tools, lint, then run all tests (what CI runs)
+# The real Kafka of the integration tests (integration/kafka/kafka.sh): jars from Maven
+# Central cached in $(KITE_CACHE)/kafka, one KRaft node on 127.0.0.1 with a free port.
+# `make test` starts a broker of its own around `go test` and stops it even when tests fail;
+# `make unit` runs without it (those tests skip). `make kafka-up` keeps one running for
+# `go test` by hand: `source bin/kafka.env` first.
+KAFKA_SH := integration/kafka/kafka.sh
+KAFKA_DIR := $(CURDIR)/bin/kafka
+
+test: lint ## install tools, lint, then run all tests with a real Kafka (what CI runs)
+	GO=$(GO) integration/kafka/with-kafka.sh $(GO_TEST) ./...
+
+unit: ## run all tests, nothing else (no real Kafka: its tests skip)
 	$(GO_TEST) ./...
 
-unit: ## run all tests, nothing else
-	$(GO_TEST) ./...
+kafka-up: ## start a real Kafka for `go test` by hand; address in bin/kafka.env
+	@mkdir -p bin
+	@GO=$(GO) $(KAFKA_SH) fetch
+	@GO=$(GO) $(KAFKA_SH) start $(KAFKA_DIR) | sed -n 's/^KAFKA_BROKERS=//p' > bin/kafka.env.tmp
+	@printf 'export KITE_REAL_KAFKA=1 KITE_KAFKA_BROKERS=%s\n' "$$(cat bin/kafka.env.tmp)" > bin/kafka.env
+	@rm -f bin/kafka.env.tmp
+	@cat bin/kafka.env
+	@echo "run: source bin/kafka.env && go test ./...   then: make kafka-down"
+
+kafka-down: ## stop the Kafka of kafka-up
+	@$(KAFKA_SH) stop $(KAFKA_DIR)
+	@rm -f bin/kafka.env
 
 test-race: ## run all tests with the race detector (slow on 2 cores)
 	$(GO_TEST) -race ./...
