@@ -13,10 +13,14 @@ import (
 
 // BenchmarkExactlyOnce measures records per second through the counting
 // processor with exactly-once transactions on kfake, at batch sizes 1, 100
-// and 1,000, and the transaction commit latency (p50, p99). KITE_KAFKA_BROKERS
-// points it at a real broker instead (fresh topics are not created there:
-// run it through integration/kafkatest).
+// and 1,000, and the transaction commit latency (p50, p99), on kfake and on
+// the real broker (integration/kafka/with-kafka.sh go test -bench ...).
 func BenchmarkExactlyOnce(b *testing.B) {
+	b.Run("kfake", func(b *testing.B) { benchExactlyOnce(b, fakeEnv) })
+	b.Run("kafka", func(b *testing.B) { benchExactlyOnce(b, realEnv) })
+}
+
+func benchExactlyOnce(b *testing.B, newEnv func(testing.TB) *env) {
 	for _, batch := range []int{1, 100, 1000} {
 		b.Run("batch="+strconv.Itoa(batch), func(b *testing.B) {
 			n := 20 * batch
@@ -28,16 +32,16 @@ func BenchmarkExactlyOnce(b *testing.B) {
 			total := 0
 			var elapsed time.Duration
 			for range b.N {
-				brokers := fakeCluster(b)
+				e := newEnv(b)
 				keys, values := make([]string, n), make([]string, n)
 				for i := range keys {
 					keys[i], values[i] = "k"+strconv.Itoa(i%64), "x"
 				}
-				produce(b, brokers, keys, values)
-				app, err := NewApp(AppConfig{Group: "bench", Inputs: []string{tIn}, Changelog: tChangelog, DeadLetter: tDLQ,
-					InstanceID: "bench", MaxPollRecords: batch, TimerInterval: 50 * time.Millisecond,
-					OnCommit: func(d time.Duration, _ int) { mu.Lock(); lat = append(lat, d); mu.Unlock() }},
-					counter{}, nil, []kgo.Opt{kgo.SeedBrokers(brokers...)})
+				produce(b, e, keys, values)
+				cfg := e.appConfig("bench")
+				cfg.MaxPollRecords, cfg.TimerInterval = batch, 50*time.Millisecond
+				cfg.OnCommit = func(d time.Duration, _ int) { mu.Lock(); lat = append(lat, d); mu.Unlock() }
+				app, err := NewApp(cfg, counter{out: e.Out}, nil, []kgo.Opt{kgo.SeedBrokers(e.Brokers...)})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -45,7 +49,7 @@ func BenchmarkExactlyOnce(b *testing.B) {
 				start := time.Now()
 				done := make(chan struct{})
 				go func() { defer close(done); _ = app.Run(ctx) }()
-				out := readAll(b, brokers, tOut, n, 5*time.Minute)
+				out := readAll(b, e, e.Out, n, 5*time.Minute)
 				elapsed += time.Since(start)
 				cancel()
 				<-done
@@ -69,8 +73,8 @@ func BenchmarkExactlyOnce(b *testing.B) {
 // its changelog (kfake, in-memory store).
 func BenchmarkRestore1M(b *testing.B) {
 	const n = 1_000_000
-	brokers := fakeCluster(b)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	e := fakeEnv(b)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
 		b.Fatal(err)
@@ -81,7 +85,7 @@ func BenchmarkRestore1M(b *testing.B) {
 	var mu sync.Mutex
 	for i := range n {
 		wg.Add(1)
-		cl.Produce(context.Background(), &kgo.Record{Topic: tChangelog, Partition: 0, Key: []byte("key-" + strconv.Itoa(i)), Value: []byte("value-" + strconv.Itoa(i))},
+		cl.Produce(context.Background(), &kgo.Record{Topic: e.Changelog, Partition: 0, Key: []byte("key-" + strconv.Itoa(i)), Value: []byte("value-" + strconv.Itoa(i))},
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					mu.Lock()
@@ -97,13 +101,13 @@ func BenchmarkRestore1M(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		rc, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+		rc, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 		if err != nil {
 			b.Fatal(err)
 		}
 		st := NewMemoryStore()
 		start := time.Now()
-		got, err := restoreChangelog(context.Background(), rc, tChangelog, 0, st)
+		got, err := restoreChangelog(context.Background(), rc, e.Changelog, 0, st)
 		took := time.Since(start)
 		rc.Close()
 		if err != nil || got != n {

@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,13 +16,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// childEnv makes the test binary run the counting app against the brokers
-// it names, until killed (see TestMain).
-const childEnv = "KITE_STREAMS_CHILD_BROKERS"
+// childEnv makes the test binary run the counting app of the env it holds
+// (JSON), until killed (see TestMain).
+const childEnv = "KITE_STREAMS_CHILD_ENV"
 
 func TestMain(m *testing.M) {
-	if brokers := os.Getenv(childEnv); brokers != "" {
-		if err := runChild(strings.Split(brokers, ",")); err != nil {
+	if spec := os.Getenv(childEnv); spec != "" {
+		if err := runChild(spec); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
@@ -31,9 +32,14 @@ func TestMain(m *testing.M) {
 }
 
 // runChild runs the counting app until the process is killed.
-func runChild(brokers []string) error {
-	app, err := NewApp(AppConfig{Group: "counter", Inputs: []string{tIn}, Changelog: tChangelog, DeadLetter: tDLQ,
-		InstanceID: "child", StaticMembership: true, TimerInterval: 20 * time.Millisecond}, counter{}, nil, []kgo.Opt{kgo.SeedBrokers(brokers...)})
+func runChild(spec string) error {
+	var e env
+	if err := json.Unmarshal([]byte(spec), &e); err != nil {
+		return err
+	}
+	cfg := e.appConfig("child")
+	cfg.StaticMembership = true
+	app, err := NewApp(cfg, counter{out: e.Out}, nil, []kgo.Opt{kgo.SeedBrokers(e.Brokers...)})
 	if err != nil {
 		return err
 	}
@@ -44,23 +50,28 @@ func runChild(brokers []string) error {
 // killed with SIGKILL at random moments and restarted until every input is
 // counted: the output (read committed) holds exactly one result per input
 // and the final counts are exact.
-func TestSIGKILLExactlyOnce(t *testing.T) {
+func TestSIGKILLExactlyOnce(t *testing.T) { eachBroker(t, testSIGKILL) }
+
+func testSIGKILL(t *testing.T, e *env) {
 	n := 100_000
 	if testing.Short() {
 		n = 10_000
 	}
-	brokers := fakeCluster(t)
+	spec, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys, values := make([]string, n), make([]string, n)
 	for i := range keys {
 		keys[i], values[i] = "k"+strconv.Itoa(i%13), "x"
 	}
-	produce(t, brokers, keys, values)
+	produce(t, e, keys, values)
 
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	kills := 0
 	for round := 0; ; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(brokers, ","))
+		cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -73,12 +84,12 @@ func TestSIGKILLExactlyOnce(t *testing.T) {
 			kills++
 			continue
 		}
-		out := readAll(t, brokers, tOut, n, 120*time.Second)
+		out := readAll(t, e, e.Out, n, 240*time.Second)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
 		checkCounts(t, out, keys)
 		// Nothing more arrives later: no duplicate after the last kill.
-		if again := readAll(t, brokers, tOut, n+1, 2*time.Second); len(again) != n {
+		if again := readAll(t, e, e.Out, n+1, 2*time.Second); len(again) != n {
 			t.Errorf("%d outputs in the end, want %d", len(again), n)
 		}
 		t.Logf("%d inputs, %d kills, %d outputs", n, kills, len(out))

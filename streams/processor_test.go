@@ -10,35 +10,57 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiteflow/kite/integration/kafkatest"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
-const (
-	tIn        = "in"
-	tOut       = "out"
-	tChangelog = "app-changelog"
-	tDLQ       = "dlq"
-	nParts     = 3
-)
+const nParts = 3
 
-func fakeCluster(tb testing.TB) []string {
+// env is a broker and the topics of one test: kfake in-process, or the real
+// Kafka that make test starts (integration/kafkatest).
+type env struct {
+	Brokers                 []string
+	In, Out, Changelog, DLQ string
+	Group                   string
+}
+
+// fakeEnv starts a kfake cluster with the test's topics.
+func fakeEnv(tb testing.TB) *env {
 	tb.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(nParts, tIn, tOut, tChangelog, tDLQ))
+	e := &env{In: "in", Out: "out", Changelog: "app-changelog", DLQ: "dlq", Group: "counter"}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(nParts, e.In, e.Out, e.Changelog, e.DLQ))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(c.Close)
-	return c.ListenAddrs()
+	e.Brokers = c.ListenAddrs()
+	return e
 }
 
-// counter counts the records of each key; a record whose value is "poison"
-// fails; a record "timer:<ms>" sets a timer that outputs "fired:<key>".
-type counter struct{}
+// realEnv creates the test's topics on the real broker.
+func realEnv(tb testing.TB) *env {
+	tb.Helper()
+	b := kafkatest.Brokers(tb)
+	in := kafkatest.NewTopic(tb, b, nParts)
+	return &env{Brokers: b, In: in, Out: kafkatest.NewTopic(tb, b, nParts), Changelog: kafkatest.NewTopic(tb, b, nParts),
+		DLQ: kafkatest.NewTopic(tb, b, nParts), Group: in + "-group"}
+}
 
-func (counter) Process(pc *PartitionContext, rec *kgo.Record) error {
+// eachBroker runs a test on kfake and on the real broker.
+func eachBroker(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Run("kfake", func(t *testing.T) { fn(t, fakeEnv(t)) })
+	t.Run("kafka", func(t *testing.T) { fn(t, realEnv(t)) })
+}
+
+// counter counts the records of each key, writing key=count@offset to its
+// output topic; a record whose value is "poison" fails; a record
+// "timer:<ms>" sets a timer that outputs "fired:<key>".
+type counter struct{ out string }
+
+func (c counter) Process(pc *PartitionContext, rec *kgo.Record) error {
 	switch v := string(rec.Value); {
 	case v == "poison":
 		return errors.New("poison record")
@@ -54,19 +76,23 @@ func (counter) Process(pc *PartitionContext, rec *kgo.Record) error {
 	}
 	n++
 	pc.Put(rec.Key, []byte(strconv.Itoa(n)))
-	pc.Produce(&kgo.Record{Topic: tOut, Key: rec.Key, Value: []byte(fmt.Sprintf("%s=%d@%d", rec.Key, n, rec.Offset))})
+	pc.Produce(&kgo.Record{Topic: c.out, Key: rec.Key, Value: []byte(fmt.Sprintf("%s=%d@%d", rec.Key, n, rec.Offset))})
 	return nil
 }
 
-func (counter) Timer(pc *PartitionContext, key []byte, _ time.Time) error {
-	pc.Produce(&kgo.Record{Topic: tOut, Key: key, Value: []byte("fired:" + string(key))})
+func (c counter) Timer(pc *PartitionContext, key []byte, _ time.Time) error {
+	pc.Produce(&kgo.Record{Topic: c.out, Key: key, Value: []byte("fired:" + string(key))})
 	return nil
 }
 
-func startApp(ctx context.Context, tb testing.TB, brokers []string, instance string) (stop func()) {
+func (e *env) appConfig(instance string) AppConfig {
+	return AppConfig{Group: e.Group, Inputs: []string{e.In}, Changelog: e.Changelog, DeadLetter: e.DLQ,
+		InstanceID: instance, TimerInterval: 20 * time.Millisecond}
+}
+
+func startApp(ctx context.Context, tb testing.TB, e *env, instance string) (stop func()) {
 	tb.Helper()
-	app, err := NewApp(AppConfig{Group: "counter", Inputs: []string{tIn}, Changelog: tChangelog, DeadLetter: tDLQ,
-		InstanceID: instance, TimerInterval: 20 * time.Millisecond}, counter{}, testLogger(tb), clientOpts(brokers))
+	app, err := NewApp(e.appConfig(instance), counter{out: e.Out}, testLogger(tb), clientOpts(e.Brokers))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -97,16 +123,16 @@ func clientOpts(brokers []string) []kgo.Opt {
 	return opts
 }
 
-func produce(tb testing.TB, brokers []string, keys []string, values []string) {
+func produce(tb testing.TB, e *env, keys []string, values []string) {
 	tb.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.MaxBufferedRecords(1_000_000))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer cl.Close()
 	var rs []*kgo.Record
 	for i, k := range keys {
-		rs = append(rs, &kgo.Record{Topic: tIn, Key: []byte(k), Value: []byte(values[i])})
+		rs = append(rs, &kgo.Record{Topic: e.In, Key: []byte(k), Value: []byte(values[i])})
 	}
 	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
 		tb.Fatal(err)
@@ -115,9 +141,9 @@ func produce(tb testing.TB, brokers []string, keys []string, values []string) {
 
 // readAll reads a topic, read committed, until want records arrived or the
 // deadline passed.
-func readAll(tb testing.TB, brokers []string, topic string, want int, deadline time.Duration) []*kgo.Record {
+func readAll(tb testing.TB, e *env, topic string, want int, deadline time.Duration) []*kgo.Record {
 	tb.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		tb.Fatal(err)
@@ -133,21 +159,22 @@ func readAll(tb testing.TB, brokers []string, topic string, want int, deadline t
 	return out
 }
 
-func TestCountsExactlyOnceAcrossRestarts(t *testing.T) {
-	brokers := fakeCluster(t)
+func TestCountsExactlyOnceAcrossRestarts(t *testing.T) { eachBroker(t, testCountsAcrossRestarts) }
+
+func testCountsAcrossRestarts(t *testing.T, e *env) {
 	const n = 600
 	keys, values := make([]string, n), make([]string, n)
 	for i := range keys {
 		keys[i], values[i] = "k"+strconv.Itoa(i%7), "x"
 	}
-	stop := startApp(t.Context(), t, brokers, "a")
-	produce(t, brokers, keys[:n/3], values[:n/3])
-	readAll(t, brokers, tOut, n/3, 20*time.Second)
+	stop := startApp(t.Context(), t, e, "a")
+	produce(t, e, keys[:n/3], values[:n/3])
+	readAll(t, e, e.Out, n/3, 20*time.Second)
 	stop() // a stop between batches; the next instance restores from the changelog
 
-	produce(t, brokers, keys[n/3:], values[n/3:])
-	stop = startApp(t.Context(), t, brokers, "a")
-	out := readAll(t, brokers, tOut, n, 30*time.Second)
+	produce(t, e, keys[n/3:], values[n/3:])
+	stop = startApp(t.Context(), t, e, "a")
+	out := readAll(t, e, e.Out, n, 30*time.Second)
 	stop()
 
 	if len(out) != n {
@@ -180,15 +207,16 @@ func TestCountsExactlyOnceAcrossRestarts(t *testing.T) {
 	}
 }
 
-func TestPoisonRecordGoesToDeadLetter(t *testing.T) {
-	brokers := fakeCluster(t)
-	stop := startApp(t.Context(), t, brokers, "a")
+func TestPoisonRecordGoesToDeadLetter(t *testing.T) { eachBroker(t, testPoison) }
+
+func testPoison(t *testing.T, e *env) {
+	stop := startApp(t.Context(), t, e, "a")
 	defer stop()
 	// One key, so one partition: the good records after the poison one
 	// must still be processed.
-	produce(t, brokers, []string{"p", "p", "p"}, []string{"x", "poison", "x"})
-	out := readAll(t, brokers, tOut, 2, 20*time.Second)
-	dlq := readAll(t, brokers, tDLQ, 1, 20*time.Second)
+	produce(t, e, []string{"p", "p", "p"}, []string{"x", "poison", "x"})
+	out := readAll(t, e, e.Out, 2, 20*time.Second)
+	dlq := readAll(t, e, e.DLQ, 1, 20*time.Second)
 	if len(out) != 2 || string(out[1].Value) != "p=2@2" {
 		t.Errorf("outputs: %v", values(out))
 	}
@@ -197,24 +225,25 @@ func TestPoisonRecordGoesToDeadLetter(t *testing.T) {
 	}
 }
 
-func TestTimerFiresOnceAfterRestart(t *testing.T) {
-	brokers := fakeCluster(t)
-	stop := startApp(t.Context(), t, brokers, "a")
-	produce(t, brokers, []string{"t1"}, []string{"timer:1500"})
+func TestTimerFiresOnceAfterRestart(t *testing.T) { eachBroker(t, testTimer) }
+
+func testTimer(t *testing.T, e *env) {
+	stop := startApp(t.Context(), t, e, "a")
+	produce(t, e, []string{"t1"}, []string{"timer:1500"})
 	// The timer is set once the record is processed: its changelog entry
 	// is committed.
-	if got := readAll(t, brokers, tChangelog, 2, 20*time.Second); len(got) < 2 {
+	if got := readAll(t, e, e.Changelog, 2, 20*time.Second); len(got) < 2 {
 		t.Fatalf("timer not recorded: %v", values(got))
 	}
 	stop()
-	stop = startApp(t.Context(), t, brokers, "b")
+	stop = startApp(t.Context(), t, e, "b")
 	defer stop()
-	out := readAll(t, brokers, tOut, 1, 20*time.Second)
+	out := readAll(t, e, e.Out, 1, 20*time.Second)
 	if len(out) != 1 || string(out[0].Value) != "fired:t1" {
 		t.Fatalf("outputs: %v", values(out))
 	}
 	// It does not fire again.
-	if more := readAll(t, brokers, tOut, 2, 2*time.Second); len(more) != 1 {
+	if more := readAll(t, e, e.Out, 2, 2*time.Second); len(more) != 1 {
 		t.Errorf("the timer fired %d times", len(more))
 	}
 }
@@ -240,22 +269,23 @@ func header(r *kgo.Record, key string) string {
 // second joining mid-stream (a rebalance moves partitions with their state)
 // and the first leaving later: every input gives exactly one output and the
 // counts are exact.
-func TestRebalanceNoLossNoDuplicate(t *testing.T) {
-	brokers := fakeCluster(t)
+func TestRebalanceNoLossNoDuplicate(t *testing.T) { eachBroker(t, testRebalance) }
+
+func testRebalance(t *testing.T, e *env) {
 	const n = 9000
 	keys, values := make([]string, n), make([]string, n)
 	for i := range keys {
 		keys[i], values[i] = "k"+strconv.Itoa(i%11), "x"
 	}
-	stopA := startApp(t.Context(), t, brokers, "a")
-	produce(t, brokers, keys[:n/3], values[:n/3])
-	readAll(t, brokers, tOut, n/3, 20*time.Second)
-	stopB := startApp(t.Context(), t, brokers, "b")
-	produce(t, brokers, keys[n/3:2*n/3], values[n/3:2*n/3])
-	readAll(t, brokers, tOut, 2*n/3, 20*time.Second)
+	stopA := startApp(t.Context(), t, e, "a")
+	produce(t, e, keys[:n/3], values[:n/3])
+	readAll(t, e, e.Out, n/3, 20*time.Second)
+	stopB := startApp(t.Context(), t, e, "b")
+	produce(t, e, keys[n/3:2*n/3], values[n/3:2*n/3])
+	readAll(t, e, e.Out, 2*n/3, 20*time.Second)
 	stopA()
-	produce(t, brokers, keys[2*n/3:], values[2*n/3:])
-	out := readAll(t, brokers, tOut, n, 30*time.Second)
+	produce(t, e, keys[2*n/3:], values[2*n/3:])
+	out := readAll(t, e, e.Out, n, 30*time.Second)
 	stopB()
 	checkCounts(t, out, keys)
 }
