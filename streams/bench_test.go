@@ -107,7 +107,7 @@ func BenchmarkRestore1M(b *testing.B) {
 		}
 		st := NewMemoryStore()
 		start := time.Now()
-		got, err := restoreChangelog(context.Background(), rc, e.Changelog, 0, st)
+		got, err := restoreChangelog(context.Background(), rc, e.Changelog, 0, st, nil)
 		took := time.Since(start)
 		rc.Close()
 		if err != nil || got != n {

@@ -69,6 +69,7 @@ type App struct {
 	cfg     AppConfig
 	proc    Processor
 	log     *zap.Logger
+	metrics appMetrics
 	sess    *kgo.GroupTransactSession
 	restore *kgo.Client // reads changelogs on assignment
 
@@ -108,7 +109,7 @@ func NewApp(cfg AppConfig, proc Processor, logger *zap.Logger, clientOpts []kgo.
 		logger = zap.NewNop()
 	}
 	a := &App{cfg: cfg, proc: proc, log: logger.Named("streams").With(zap.String("group", cfg.Group)),
-		parts: map[int32]*partition{}, assigned: map[int32]bool{}}
+		metrics: newAppMetrics(cfg.Group), parts: map[int32]*partition{}, assigned: map[int32]bool{}}
 	txnID := cfg.Group + "-" + cfg.InstanceID
 	opts := append([]kgo.Opt(nil), clientOpts...)
 	if cfg.StaticMembership && cfg.InstanceID != "" {
@@ -212,13 +213,18 @@ func (a *App) batch(ctx context.Context, fetches kgo.Fetches) error {
 	}
 	start := time.Now()
 	committed, err := a.sess.End(ctx, kgo.TryCommit)
-	if committed && a.cfg.OnCommit != nil {
-		a.cfg.OnCommit(time.Since(start), fetches.NumRecords())
+	if committed {
+		took := time.Since(start)
+		a.metrics.observeCommit(took, fetches.NumRecords())
+		if a.cfg.OnCommit != nil {
+			a.cfg.OnCommit(took, fetches.NumRecords())
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("streams app %s: ending the transaction: %w", a.cfg.Group, err)
 	}
 	if !committed {
+		a.metrics.aborts.Inc()
 		a.log.Info("transaction aborted; the batch will be processed again")
 		return nil
 	}
@@ -284,11 +290,16 @@ func (a *App) restoreAssigned(ctx context.Context) error {
 			return fmt.Errorf("streams app %s: store of partition %d: %w", a.cfg.Group, p, err)
 		}
 		start := time.Now()
-		n, err := restoreChangelog(ctx, a.restore, a.cfg.Changelog, p, st)
+		progress := func(n int, of int64) {
+			a.log.Info("restoring partition", zap.Int32("partition", p), zap.Int("records", n), zap.Int64("of_about", of), zap.Duration("elapsed", time.Since(start)))
+		}
+		n, err := restoreChangelog(ctx, a.restore, a.cfg.Changelog, p, st, progress)
 		if err != nil {
 			_ = st.Close()
 			return fmt.Errorf("streams app %s: restoring partition %d: %w", a.cfg.Group, p, err)
 		}
+		a.metrics.restore.Observe(time.Since(start).Seconds())
+		a.metrics.restored.Add(float64(n))
 		a.log.Info("partition restored", zap.Int32("partition", p), zap.Int("records", n), zap.Duration("took", time.Since(start)))
 		a.mu.Lock()
 		if a.assigned[p] {

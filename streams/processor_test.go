@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiteflow/kite/integration/kafkatest"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -222,6 +223,12 @@ func testPoison(t *testing.T, e *env) {
 	}
 	if len(dlq) != 1 || string(dlq[0].Value) != "poison" || header(dlq[0], HeaderError) != "poison record" || header(dlq[0], HeaderOffset) != "1" {
 		t.Fatalf("dead letters: %v", values(dlq))
+	}
+	if got := testutil.ToFloat64(deadLettersTotal.WithLabelValues(e.Group)); got < 1 {
+		t.Errorf("kite_streams_dead_letters_total = %v", got)
+	}
+	if got := testutil.ToFloat64(recordsTotal.WithLabelValues(e.Group)); got < 2 {
+		t.Errorf("kite_streams_records_processed_total = %v", got)
 	}
 }
 

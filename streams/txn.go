@@ -157,6 +157,7 @@ const (
 )
 
 func (t *txn) deadLetter(rec *kgo.Record, err error) {
+	t.app.metrics.deadLetters.Inc()
 	t.app.log.Warn("record sent to the dead-letter topic", zap.String("topic", rec.Topic),
 		zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
 	headers := append([]kgo.RecordHeader(nil), rec.Headers...)
@@ -302,9 +303,14 @@ func timerIndexKey(key []byte) []byte {
 	return append(append([]byte(nil), timerIndexPrefix...), key...)
 }
 
+// restoreProgressEvery is how often a long restore says how far it got.
+const restoreProgressEvery = 5 * time.Second
+
 // restoreChangelog reads a changelog partition from its start to its last
 // committed record into the store. It returns the number of records read.
-func restoreChangelog(ctx context.Context, cl *kgo.Client, topic string, p int32, st Store) (int, error) {
+// progress (may be nil) is told, every few seconds, how many records were
+// read of about how many.
+func restoreChangelog(ctx context.Context, cl *kgo.Client, topic string, p int32, st Store, progress func(n int, of int64)) (int, error) {
 	adm := kadm.NewClient(cl)
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
@@ -328,7 +334,12 @@ func restoreChangelog(ctx context.Context, cl *kgo.Client, topic string, p int32
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(start.Offset)}})
 	defer cl.RemoveConsumePartitions(map[string][]int32{topic: {p}})
 	n := 0
+	lastReport := time.Now()
 	for {
+		if progress != nil && time.Since(lastReport) >= restoreProgressEvery {
+			progress(n, end.Offset-start.Offset)
+			lastReport = time.Now()
+		}
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			return n, ctx.Err()
