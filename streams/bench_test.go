@@ -70,10 +70,14 @@ func benchExactlyOnce(b *testing.B, newEnv func(testing.TB) *env) {
 }
 
 // BenchmarkRestore1M measures the restore of a 1,000,000-entry store from
-// its changelog (kfake, in-memory store).
+// its changelog, into the in-memory store, on kfake and on the real broker.
 func BenchmarkRestore1M(b *testing.B) {
+	b.Run("kfake", func(b *testing.B) { benchRestore(b, fakeEnv(b)) })
+	b.Run("kafka", func(b *testing.B) { benchRestore(b, realEnv(b)) })
+}
+
+func benchRestore(b *testing.B, e *env) {
 	const n = 1_000_000
-	e := fakeEnv(b)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
 	if err != nil {

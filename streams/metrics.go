@@ -42,6 +42,10 @@ var (
 		Help:    "Time to restore a partition's state store from its changelog.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
 	}, []string{"group"})
+	lagRecords = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "kite", Subsystem: "streams", Name: "consumer_lag_records",
+		Help: "Records between the last one fetched and the partition's high watermark.",
+	}, []string{"group", "topic", "partition"})
 	restoredTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kite", Subsystem: "streams", Name: "restored_records_total",
 		Help: "Changelog records read to restore state stores.",
@@ -50,7 +54,7 @@ var (
 
 // RegisterMetrics registers the App metrics with reg (once per registry).
 func RegisterMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{commitSeconds, abortsTotal, recordsTotal, deadLettersTotal, restoreSeconds, restoredTotal} {
+	for _, c := range []prometheus.Collector{commitSeconds, abortsTotal, recordsTotal, deadLettersTotal, restoreSeconds, restoredTotal, lagRecords} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -183,6 +184,12 @@ func (a *App) Run(ctx context.Context) error {
 		fetches.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				a.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
+			}
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if n := len(p.Records); n > 0 {
+				lag := p.HighWatermark - (p.Records[n-1].Offset + 1)
+				lagRecords.WithLabelValues(a.cfg.Group, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(lag, 0)))
 			}
 		})
 		if fetches.NumRecords() == 0 && !a.timersDue() && !a.restorePending() {

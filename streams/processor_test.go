@@ -227,6 +227,9 @@ func testPoison(t *testing.T, e *env) {
 	if got := testutil.ToFloat64(deadLettersTotal.WithLabelValues(e.Group)); got < 1 {
 		t.Errorf("kite_streams_dead_letters_total = %v", got)
 	}
+	if got := testutil.ToFloat64(lagRecords.WithLabelValues(e.Group, e.In, strconv.Itoa(int(out[0].Partition)))); got != 0 {
+		t.Errorf("kite_streams_consumer_lag_records = %v after everything was read", got)
+	}
 	if got := testutil.ToFloat64(recordsTotal.WithLabelValues(e.Group)); got < 2 {
 		t.Errorf("kite_streams_records_processed_total = %v", got)
 	}
