@@ -89,7 +89,7 @@ func benchRestore(b *testing.B, e *env) {
 	var mu sync.Mutex
 	for i := range n {
 		wg.Add(1)
-		cl.Produce(context.Background(), &kgo.Record{Topic: e.Changelog, Partition: 0, Key: []byte("key-" + strconv.Itoa(i)), Value: []byte("value-" + strconv.Itoa(i))},
+		cl.Produce(context.Background(), &kgo.Record{Topic: e.Changelog, Partition: 0, Key: []byte("key-" + strconv.Itoa(i)), Value: encodeChangelogValue([]byte("value-" + strconv.Itoa(i)))},
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					mu.Lock()

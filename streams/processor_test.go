@@ -299,3 +299,45 @@ func testRebalance(t *testing.T, e *env) {
 	stopB()
 	checkCounts(t, out, keys)
 }
+
+// emptyValues writes an empty value for every key it sees; after a restart
+// the key must still be there, empty (not deleted).
+type emptyValues struct{ out string }
+
+func (p emptyValues) Process(pc *PartitionContext, rec *kgo.Record) error {
+	v, ok, err := pc.Get(rec.Key)
+	if err != nil {
+		return err
+	}
+	pc.Produce(&kgo.Record{Topic: p.out, Key: rec.Key, Value: []byte(fmt.Sprintf("present=%v len=%d", ok, len(v)))})
+	pc.Put(rec.Key, []byte{})
+	return nil
+}
+
+func (emptyValues) Timer(*PartitionContext, []byte, time.Time) error { return nil }
+
+func TestEmptyValueSurvivesRestore(t *testing.T) {
+	eachBroker(t, func(t *testing.T, e *env) {
+		run := func(instance string) func() {
+			app, err := NewApp(e.appConfig(instance), emptyValues{out: e.Out}, nil, clientOpts(e.Brokers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = app.Run(ctx) }()
+			return func() { cancel(); <-done }
+		}
+		stop := run("a")
+		produce(t, e, []string{"k"}, []string{"x"})
+		readAll(t, e, e.Out, 1, 20*time.Second)
+		stop()
+		stop = run("b")
+		defer stop()
+		produce(t, e, []string{"k"}, []string{"x"})
+		out := readAll(t, e, e.Out, 2, 20*time.Second)
+		if len(out) != 2 || string(out[0].Value) != "present=false len=0" || string(out[1].Value) != "present=true len=0" {
+			t.Fatalf("outputs: %v", values(out))
+		}
+	})
+}

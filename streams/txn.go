@@ -124,7 +124,7 @@ func (t *txn) commitRecord(pc *PartitionContext) {
 	for _, k := range sortedOverlayKeys(pc.changes) {
 		v := pc.changes[k]
 		(*ov)[k] = v
-		t.produce(&kgo.Record{Topic: t.app.cfg.Changelog, Partition: pc.Partition, Key: []byte(k), Value: v})
+		t.produce(&kgo.Record{Topic: t.app.cfg.Changelog, Partition: pc.Partition, Key: []byte(k), Value: encodeChangelogValue(v)})
 	}
 	for _, r := range pc.out {
 		t.produce(r)
@@ -226,9 +226,7 @@ func (pc *PartitionContext) Get(key []byte) ([]byte, bool, error) {
 	return pc.part.store.Get(key)
 }
 
-// Put writes a key. The value must not be modified afterwards. An empty
-// value reads back as absent after a restore (Kafka cannot tell it from a
-// tombstone), so values should not be empty.
+// Put writes a key. The value must not be modified afterwards.
 func (pc *PartitionContext) Put(key, value []byte) {
 	if value == nil {
 		value = []byte{}
@@ -242,9 +240,15 @@ func (pc *PartitionContext) Delete(key []byte) { pc.changes[string(key)] = nil }
 // Range calls fn for each key with the prefix, in key order, with the
 // uncommitted changes applied, until fn returns false.
 func (pc *PartitionContext) Range(prefix []byte, fn func(k, v []byte) bool) error {
-	merged := map[string][]byte{}
+	// A nil value in an overlay is a deletion; values from the store are
+	// never deletions, even empty ones.
+	type entry struct {
+		v       []byte
+		deleted bool
+	}
+	merged := map[string]entry{}
 	if err := pc.part.store.Range(prefix, func(k, v []byte) bool {
-		merged[string(k)] = append([]byte(nil), v...)
+		merged[string(k)] = entry{v: append([]byte{}, v...)}
 		return true
 	}); err != nil {
 		return err
@@ -252,19 +256,19 @@ func (pc *PartitionContext) Range(prefix []byte, fn func(k, v []byte) bool) erro
 	for _, ov := range []overlay{pc.batch, pc.changes} {
 		for k, v := range ov {
 			if len(k) >= len(prefix) && k[:len(prefix)] == string(prefix) {
-				merged[k] = v
+				merged[k] = entry{v: v, deleted: v == nil}
 			}
 		}
 	}
 	keys := make([]string, 0, len(merged))
-	for k, v := range merged {
-		if v != nil {
+	for k, e := range merged {
+		if !e.deleted {
 			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if !fn([]byte(k), merged[k]) {
+		if !fn([]byte(k), merged[k].v) {
 			break
 		}
 	}
@@ -281,7 +285,7 @@ func (pc *PartitionContext) SetTimer(key []byte, due time.Time) error {
 	if err := pc.CancelTimer(key); err != nil {
 		return err
 	}
-	pc.Put(timerKey(due, key), []byte{1})
+	pc.Put(timerKey(due, key), []byte{})
 	pc.Put(timerIndexKey(key), binary.BigEndian.AppendUint64(nil, uint64(due.UnixNano())))
 	return nil
 }
@@ -361,10 +365,10 @@ func restoreChangelog(ctx context.Context, cl *kgo.Client, topic string, p int32
 				return
 			}
 			n++
-			if r.Value == nil {
+			if v, ok := decodeChangelogValue(r.Value); !ok {
 				ferr = st.Delete(r.Key)
 			} else {
-				ferr = st.Put(r.Key, r.Value)
+				ferr = st.Put(r.Key, v)
 			}
 		})
 		if ferr != nil {
@@ -374,4 +378,23 @@ func restoreChangelog(ctx context.Context, cl *kgo.Client, topic string, p int32
 			return n, nil
 		}
 	}
+}
+
+// Changelog values carry a version byte before the state value, so that an
+// empty value (one byte) differs from a deletion (a tombstone, no value),
+// which Kafka clients cannot tell apart from an empty value.
+const changelogV1 = 1
+
+func encodeChangelogValue(v []byte) []byte {
+	if v == nil {
+		return nil
+	}
+	return append([]byte{changelogV1}, v...)
+}
+
+func decodeChangelogValue(b []byte) ([]byte, bool) {
+	if len(b) == 0 {
+		return nil, false
+	}
+	return b[1:], true
 }
