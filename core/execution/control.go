@@ -117,6 +117,14 @@ func (s *step) reopen(tr *TaskRun) {
 			s.setTaskRunState(chain[i], Restarted, "")
 			s.setTaskRunState(chain[i], Running, "")
 		}
+		s.resetIterations(chain[i])
+	}
+}
+
+// resetIterations makes a ForEach that runs again look at every iteration.
+func (s *step) resetIterations(tr *TaskRun) {
+	if tr.IterationsDone > 0 {
+		s.emit(&Event{Type: EvIterations, TaskRunID: tr.ID})
 	}
 }
 
@@ -171,6 +179,7 @@ func (s *step) rerun(tr *TaskRun) {
 		s.startPause(t, tr)
 	case t.Flowable():
 		s.setTaskRunState(tr, Running, "")
+		s.resetIterations(tr)
 	default:
 		s.dispatch(tr, len(tr.Attempts)+1)
 	}

@@ -24,6 +24,7 @@ const (
 	EvTimerCancelled EventType = "TIMER_CANCELLED"
 	EvChild          EventType = "CHILD"            // a Subflow task run started ChildExecutionID
 	EvTaskRunRemoved EventType = "TASK_RUN_REMOVED" // a restart or replay drops a task run
+	EvIterations     EventType = "ITERATIONS"       // a ForEach's leading Done iterations ended, combined State
 )
 
 // Event is one fact of an execution's history. Seq numbers the events of
@@ -43,6 +44,7 @@ type Event struct {
 	TaskRun     *TaskRun       `json:"taskRun,omitempty"`
 	Execution   *Execution     `json:"execution,omitempty"`
 	ChildID     string         `json:"childId,omitempty"`
+	Done        int            `json:"done,omitempty"`
 }
 
 // Apply folds one event into the execution. Events must come in sequence
@@ -139,6 +141,12 @@ func Apply(e *Execution, ev *Event) error {
 			return fmt.Errorf("execution %s: no task run %s", e.ID, ev.TaskRunID)
 		}
 		tr.ChildExecutionID = ev.ChildID
+	case EvIterations:
+		tr, ok := e.TaskRun(ev.TaskRunID)
+		if !ok {
+			return fmt.Errorf("execution %s: no task run %s", e.ID, ev.TaskRunID)
+		}
+		tr.IterationsDone, tr.IterationsState = ev.Done, ev.State
 	case EvTaskRunRemoved:
 		kept := e.TaskRuns[:0]
 		for _, tr := range e.TaskRuns {

@@ -155,9 +155,16 @@ func (s *step) resolveIterations(t *flow.Task, tr *TaskRun, body *scope) {
 	case "each-parallel":
 		limit, parallelTasks = intProp(t, "concurrent"), true
 	}
-	st := Success
-	running, failed, active := false, false, 0
-	for i, v := range tr.Items {
+	// The leading iterations that all ended are not looked at again.
+	first, st := tr.IterationsDone, Success
+	if first > 0 {
+		st = tr.IterationsState
+	}
+	failed := st == Failed || st == Killed
+	running, active := false, 0
+	prefix, prefixState, prefixOpen := first, st, true
+	for i := first; i < len(tr.Items); i++ {
+		v := tr.Items[i]
 		if s.err != nil {
 			return
 		}
@@ -175,12 +182,19 @@ func (s *step) resolveIterations(t *flow.Task, tr *TaskRun, body *scope) {
 		if !done {
 			running = true
 			active++
+			prefixOpen = false
 			continue
 		}
 		if ist == Failed || ist == Killed {
 			failed = true
 		}
 		st = worst(st, ist)
+		if prefixOpen {
+			prefix, prefixState = i+1, st
+		}
+	}
+	if prefix > tr.IterationsDone {
+		s.emit(&Event{Type: EvIterations, TaskRunID: tr.ID, Done: prefix, State: prefixState})
 	}
 	if running {
 		return

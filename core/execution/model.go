@@ -86,6 +86,12 @@ type TaskRun struct {
 	// Items are the iteration values of a ForEach, rendered once when it
 	// was created.
 	Items []string `json:"items,omitempty"`
+	// IterationsDone counts the leading iterations of a ForEach that have
+	// all ended, and IterationsState is their combined state: resolution
+	// starts after them, so a step costs the same at the 1,000th value as at
+	// the first.
+	IterationsDone  int   `json:"iterationsDone,omitempty"`
+	IterationsState State `json:"iterationsState,omitempty"`
 	// Branch says which child list of the parent holds the task: "tasks",
 	// "then", "else", "cases.X", "defaults", "errors", "finally".
 	Branch   string         `json:"branch,omitempty"`
