@@ -76,7 +76,8 @@ func JSONSchema(r *plugin.Registry) ([]byte, error) {
 			"anyOf":       branches,
 		}
 	}
-	defs["tasks"] = jsObject{"type": "array", "items": jsRef("task")}
+	// A null list is an empty one, as the parser reads it (Kestra flows write "defaults: null").
+	defs["tasks"] = jsObject{"type": []string{"array", "null"}, "items": jsRef("task")}
 	defs["conditions"] = jsObject{
 		"description": "Conditions, as a list or as a mapping of name to condition.",
 		"anyOf": []any{

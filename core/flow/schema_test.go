@@ -98,7 +98,13 @@ func testFiles(t *testing.T, dir string) []string {
 
 func TestJSONSchemaAcceptsValidFlows(t *testing.T) {
 	s := compiledSchema(t)
-	for _, file := range testFiles(t, "valid") {
+	// The parser's own valid flows and the examples must pass the schema too.
+	extra, _ := filepath.Glob("testdata/valid/*.yaml")
+	examples, _ := filepath.Glob("../../examples/flows/*.yaml")
+	if len(extra) == 0 || len(examples) == 0 {
+		t.Fatal("no parser testdata or examples found")
+	}
+	for _, file := range append(append(testFiles(t, "valid"), extra...), examples...) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			if err := s.Validate(yamlInstance(t, file)); err != nil {
 				t.Errorf("valid flow rejected:\n%v", err)
