@@ -1,13 +1,15 @@
 package execution
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"time"
 
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
 )
-
-func exprTruthy(v any) bool { return expr.Truthy(v) }
 
 // startSubflow asks for the child execution of a Subflow task run.
 func (s *step) startSubflow(t *flow.Task, tr *TaskRun) {
@@ -29,7 +31,7 @@ func (s *step) startSubflow(t *flow.Task, tr *TaskRun) {
 	}
 	var inputs map[string]any
 	if raw, ok := t.Props["inputs"]; ok && raw != nil {
-		v, err := s.engine.RenderAll(ctxBackground, raw, vars)
+		v, err := s.engine.RenderAll(context.Background(), raw, vars)
 		if err != nil {
 			fail("inputs", err)
 			return
@@ -47,7 +49,7 @@ func (s *step) startSubflow(t *flow.Task, tr *TaskRun) {
 		}
 	}
 	if raw, ok := t.Props["labels"]; ok && raw != nil {
-		v, err := s.engine.RenderAll(ctxBackground, raw, vars)
+		v, err := s.engine.RenderAll(context.Background(), raw, vars)
 		if err != nil {
 			fail("labels", err)
 			return
@@ -77,7 +79,7 @@ func labelList(v any) []flow.Label {
 	var out []flow.Label
 	switch x := v.(type) {
 	case map[string]any:
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			out = append(out, flow.Label{Key: k, Value: expr.Stringify(x[k])})
 		}
 	case []any:
@@ -130,16 +132,15 @@ func (s *step) startPause(t *flow.Task, tr *TaskRun) {
 	vars := s.vars(tr)
 	if raw, ok := t.Props["delay"]; ok && raw != nil {
 		str, err := s.renderString(raw, vars)
-		var d = int64(0)
+		var delay time.Duration
 		if err == nil {
-			dur, perr := flow.ParseDuration(str)
-			err, d = perr, int64(dur)
+			delay, err = flow.ParseDuration(str)
 		}
 		if err != nil {
 			s.setTaskRunState(tr, Failed, "delay: "+err.Error())
 			return
 		}
-		s.setTimer(TimerPause, tr, s.now.Add(durationOf(d)))
+		s.setTimer(TimerPause, tr, s.now.Add(delay))
 	}
 	if t.Timeout > 0 {
 		s.setTimer(TimerTimeout, tr, s.now.Add(t.Timeout))

@@ -21,7 +21,7 @@ func (s *step) decide(t *flow.Task, tr *TaskRun) string {
 			return "condition: " + err.Error()
 		}
 		tr.Decision = "else"
-		if truthy(v) {
+		if expr.Truthy(v) {
 			tr.Decision = "then"
 		}
 	case "switch":
@@ -237,7 +237,7 @@ func boolProp(t *flow.Task, name string, def bool) bool {
 	case bool:
 		return v
 	case string:
-		return truthy(v)
+		return expr.Truthy(v)
 	}
 	return def
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/kiteflow/kite/core/expr"
@@ -320,7 +322,7 @@ func (s *step) parentOutputs() (map[string]any, error) {
 	}
 	vars := s.vars(nil)
 	out := map[string]any{}
-	for _, k := range sortedKeys(s.e.Parent.Outputs) {
+	for _, k := range slices.Sorted(maps.Keys(s.e.Parent.Outputs)) {
 		v, err := s.renderValue(s.e.Parent.Outputs[k], vars)
 		if err != nil {
 			return out, fmt.Errorf("subflow output %q: %w", k, err)

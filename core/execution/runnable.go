@@ -1,27 +1,12 @@
 package execution
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"time"
 
 	"github.com/kiteflow/kite/core/flow"
 )
-
-var ctxBackground = context.Background()
-
-func durationOf(ns int64) time.Duration { return time.Duration(ns) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
 
 // dispatch creates attempt n of a runnable task run and asks a worker to run it.
 func (s *step) dispatch(tr *TaskRun, n int) {

@@ -1,6 +1,7 @@
 package execution
 
 import (
+	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
 )
 
@@ -212,19 +213,7 @@ func (s *step) condition(src string, tr *TaskRun) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return truthy(v), nil
-}
-
-func truthy(v any) bool {
-	if str, ok := v.(string); ok {
-		switch str {
-		case "true", "TRUE", "True":
-			return true
-		case "false", "FALSE", "False", "":
-			return false
-		}
-	}
-	return exprTruthy(v)
+	return expr.Truthy(v), nil
 }
 
 // task returns the flow's task of a task run.

@@ -2,7 +2,6 @@ package flow
 
 import (
 	"regexp"
-	"sort"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
@@ -308,13 +307,4 @@ func (d *decoder) checkUniqueIDs(f *Flow) {
 		}
 		seen[tr.ID] = tr
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -10,6 +10,8 @@
 package flow
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -215,7 +217,7 @@ func walkTasks(ts []*Task, path string, fn func(*Task, string) bool) {
 				walkTasks(t.Tasks(prop.Name), p+"."+prop.Name, fn)
 			case plugin.KindCases:
 				cases := t.Cases(prop.Name)
-				for _, k := range sortedKeys(cases) {
+				for _, k := range slices.Sorted(maps.Keys(cases)) {
 					walkTasks(cases[k], p+"."+prop.Name+"."+k, fn)
 				}
 			}
