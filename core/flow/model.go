@@ -13,6 +13,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/kiteflow/kite/core/plugin"
@@ -48,6 +49,9 @@ type Flow struct {
 	Source string
 	// Warnings are problems that do not make the flow invalid.
 	Warnings Diagnostics
+
+	indexOnce sync.Once
+	taskIndex map[string]*Task // by id, built by FindTask
 }
 
 // Label is one execution label. Labels are ordered and keys may repeat in
@@ -225,14 +229,19 @@ func walkTasks(ts []*Task, path string, fn func(*Task, string) bool) {
 	}
 }
 
-// FindTask returns the task with the given id anywhere in the flow.
+// FindTask returns the task with the given id anywhere in the flow. The
+// engine calls it on every step, so the tasks are indexed on the first
+// call: a flow's tasks must not change after it. Safe for concurrent use.
 func (f *Flow) FindTask(id string) (*Task, bool) {
-	var found *Task
-	f.Walk(func(t *Task, _ string) bool {
-		if found == nil && t.ID == id {
-			found = t
-		}
-		return found == nil
+	f.indexOnce.Do(func() {
+		f.taskIndex = map[string]*Task{}
+		f.Walk(func(t *Task, _ string) bool {
+			if _, dup := f.taskIndex[t.ID]; !dup {
+				f.taskIndex[t.ID] = t
+			}
+			return true
+		})
 	})
-	return found, found != nil
+	t, ok := f.taskIndex[id]
+	return t, ok
 }
