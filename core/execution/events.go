@@ -54,6 +54,14 @@ func Apply(e *Execution, ev *Event) error {
 	if ev.Type != EvCreated && ev.Seq != e.Seq+1 {
 		return fmt.Errorf("execution %s: event %d applied after event %d", e.ID, ev.Seq, e.Seq)
 	}
+	// An event about a task run names one the execution has.
+	var tr *TaskRun
+	if ev.TaskRunID != "" {
+		var ok bool
+		if tr, ok = e.TaskRun(ev.TaskRunID); !ok {
+			return fmt.Errorf("execution %s: no task run %s", e.ID, ev.TaskRunID)
+		}
+	}
 	switch ev.Type {
 	case EvCreated:
 		if e.Seq != 0 {
@@ -75,14 +83,10 @@ func Apply(e *Execution, ev *Event) error {
 			e.Error = ev.Error
 		}
 	case EvTaskRunCreated:
-		tr := *ev.TaskRun
-		tr.History = []StateTime{{tr.State, ev.Time}}
-		e.addTaskRun(&tr)
+		created := *ev.TaskRun
+		created.History = []StateTime{{created.State, ev.Time}}
+		e.addTaskRun(&created)
 	case EvTaskRunState:
-		tr, ok := e.TaskRun(ev.TaskRunID)
-		if !ok {
-			return fmt.Errorf("execution %s: no task run %s", e.ID, ev.TaskRunID)
-		}
 		if tr.State != ev.State && !tr.State.CanTransition(ev.State) {
 			return &ErrTransition{From: tr.State, To: ev.State, What: "task run " + tr.TaskID}
 		}
@@ -92,10 +96,6 @@ func Apply(e *Execution, ev *Event) error {
 			tr.Error = ev.Error
 		}
 	case EvAttempt:
-		tr, ok := e.TaskRun(ev.TaskRunID)
-		if !ok {
-			return fmt.Errorf("execution %s: no task run %s", e.ID, ev.TaskRunID)
-		}
 		switch {
 		case ev.Attempt == len(tr.Attempts)+1:
 			tr.Attempts = append(tr.Attempts, Attempt{State: ev.State, History: []StateTime{{ev.State, ev.Time}}})
@@ -110,10 +110,6 @@ func Apply(e *Execution, ev *Event) error {
 		if ev.TaskRunID == "" {
 			e.Outputs = ev.Outputs
 			break
-		}
-		tr, ok := e.TaskRun(ev.TaskRunID)
-		if !ok {
-			return fmt.Errorf("execution %s: no task run %s", e.ID, ev.TaskRunID)
 		}
 		tr.Outputs = ev.Outputs
 	case EvLabels:
@@ -136,16 +132,8 @@ func Apply(e *Execution, ev *Event) error {
 	case EvTimerCancelled:
 		delete(e.Timers, ev.Timer.ID)
 	case EvChild:
-		tr, ok := e.TaskRun(ev.TaskRunID)
-		if !ok {
-			return fmt.Errorf("execution %s: no task run %s", e.ID, ev.TaskRunID)
-		}
 		tr.ChildExecutionID = ev.ChildID
 	case EvIterations:
-		tr, ok := e.TaskRun(ev.TaskRunID)
-		if !ok {
-			return fmt.Errorf("execution %s: no task run %s", e.ID, ev.TaskRunID)
-		}
 		tr.IterationsDone, tr.IterationsState = ev.Done, ev.State
 	case EvTaskRunRemoved:
 		kept := e.TaskRuns[:0]
