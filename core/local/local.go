@@ -132,9 +132,11 @@ type exec struct {
 }
 
 // message is an input for an execution, from a worker, a timer or a child.
+// in is an execution.Input, or one of the loop's own wrappers (timerFired,
+// attemptDone, retryDue) that carry bookkeeping besides it.
 type message struct {
 	execID string
-	in     execution.Input
+	in     any
 }
 
 type attemptKey struct {
@@ -272,21 +274,20 @@ func (l *loop) settled(rootID string) bool {
 
 // receive settles the loop's bookkeeping of a message and steps its execution.
 func (l *loop) receive(m message) {
-	in := m.in
-	switch x := in.(type) {
+	switch x := m.in.(type) {
 	case timerFired:
 		delete(l.timers, x.key)
-		in = execution.TimerFired{TimerID: x.id}
+		l.step(m.execID, execution.TimerFired{TimerID: x.id})
 	case attemptDone:
 		delete(l.running, x.key)
-		in = x.TaskFinished
+		l.step(m.execID, x.TaskFinished)
 	case retryDue:
 		delete(l.timers, x.key)
 		l.retries = append(l.retries, x.create.ID)
 		l.create(x.f, x.create)
-		return
+	case execution.Input:
+		l.step(m.execID, x)
 	}
-	l.step(m.execID, in)
 }
 
 func (l *loop) step(execID string, in execution.Input) {
@@ -329,10 +330,7 @@ func (l *loop) setTimer(execID string, tm execution.Timer) {
 }
 
 // timerFired is a timer going off, with the loop's bookkeeping key.
-type timerFired struct {
-	execution.TimerFired
-	key, id string
-}
+type timerFired struct{ key, id string }
 
 func (l *loop) effect(ex *exec, ef execution.Effect) {
 	e := ex.e
@@ -446,7 +444,6 @@ func (l *loop) dispatch(ex *exec, d execution.Dispatch) {
 
 // retryDue is the time to create the retry of a failed execution.
 type retryDue struct {
-	execution.Input
 	key    string
 	f      *flow.Flow
 	create execution.Create
