@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -68,22 +69,61 @@ func testSIGKILL(t *testing.T, e *env) {
 	produce(t, e, keys, values)
 
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	kills := 0
-	for round := 0; ; round++ {
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	// committed is how many inputs the group has committed so far.
+	committed := func() int64 {
+		offs, err := adm.FetchOffsets(t.Context(), e.Group)
+		if err != nil {
+			return 0
+		}
+		var sum int64
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.Topic == e.In && o.At > 0 {
+				sum += o.At
+			}
+		})
+		return sum
+	}
+	start := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		done := round >= 8 // after 8 kills, let it finish
-		if !done {
-			time.Sleep(time.Duration(100+rnd.IntN(600)) * time.Millisecond) // a random moment to kill at
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			_ = cmd.Wait()
-			kills++
-			continue
+		return cmd
+	}
+	var kills, midStream int
+	var progress int64
+	for kills < 8 {
+		cmd := start()
+		// Kill once the child has committed more than the last one did, plus
+		// a random few milliseconds: inside or between transactions, but
+		// always with work left.
+		deadline := time.Now().Add(60 * time.Second)
+		for committed() <= progress && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond) // polling the condition above
 		}
+		time.Sleep(time.Duration(rnd.IntN(30)) * time.Millisecond) // a random moment to kill at
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		kills++
+		progress = committed()
+		if progress >= int64(n) {
+			break
+		}
+		midStream++
+	}
+	if midStream == 0 {
+		t.Fatal("no kill happened before the inputs were all processed")
+	}
+	{
+		cmd := start()
 		out := readAll(t, e, e.Out, n, 240*time.Second)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
@@ -92,8 +132,7 @@ func testSIGKILL(t *testing.T, e *env) {
 		if again := readAll(t, e, e.Out, n+1, 2*time.Second); len(again) != n {
 			t.Errorf("%d outputs in the end, want %d", len(again), n)
 		}
-		t.Logf("%d inputs, %d kills, %d outputs", n, kills, len(out))
-		return
+		t.Logf("%d inputs, %d kills (%d with work left), %d outputs", n, kills, midStream, len(out))
 	}
 }
 
