@@ -18,7 +18,8 @@ CONFORMANCE_DIR ?= ../shared/conformance/kestra
 # cached binary is keyed by the Go minor version too: a Go bump rebuilds it.
 GOLANGCI_LINT_VERSION := v2.15.0
 GO_MINOR := $(shell $(GO) env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')
-GOLANGCI_LINT := $(KITE_CACHE)/bin/golangci-lint-$(GOLANGCI_LINT_VERSION)-go$(GO_MINOR)
+GOLANGCI_LINT_DIR := $(KITE_CACHE)/bin/golangci-lint-$(GOLANGCI_LINT_VERSION)-go$(GO_MINOR)
+GOLANGCI_LINT := $(GOLANGCI_LINT_DIR)/golangci-lint
 
 # Go files we format and check: not generated code (gen/, *.pb.go) nor test data.
 GO_FILES = find . -name '*.go' -not -path './.git/*' -not -path './bin/*' \
@@ -99,7 +100,8 @@ fmt: ## format the Go code with gofmt
 tools: $(GOLANGCI_LINT) ## install pinned golangci-lint into ~/.cache/kite/bin (first run only)
 
 $(GOLANGCI_LINT):
-	@GO=$(GO) scripts/install-golangci-lint.sh $(GOLANGCI_LINT_VERSION) $@
+	@GO=$(GO) scripts/install-go-tools.sh $(GOLANGCI_LINT_DIR) \
+		github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 # CONFORMANCE_FLAGS go to the checker: -strict-exec makes execution failures fail the
 # target, -exec=false skips running the flows (see scripts/conformance/main.go).
@@ -122,7 +124,7 @@ clean: ## remove build and coverage output (keeps the tool cache)
 # The protobuf API (proto/, buf.yaml, buf.gen.yaml): `make proto` regenerates the Go code
 # into proto/gen, which is committed; `make proto-check` fails when that code is stale,
 # when buf lint fails, or when a change breaks the API of main. The pinned tools go into
-# one directory of $(KITE_CACHE) named by their versions (proto/scripts/install-tools.sh),
+# one directory of $(KITE_CACHE) named by their versions (scripts/install-go-tools.sh),
 # first on PATH so that buf.gen.yaml's `local:` plugins are these. Generation is local:
 # no remote plugin, no BSR dependency, no network.
 BUF_VERSION := v1.75.0
@@ -133,8 +135,6 @@ BUF := PATH="$(PROTO_TOOLS):$$PATH" $(PROTO_TOOLS)/buf
 
 .PHONY: proto proto-check proto-tools
 
-# proto/gen/go.mod and go.sum are not generated: a temporary module boundary until Kite's
-# go.mod requires google.golang.org/grpc (see proto/gen/go.mod).
 proto: proto-tools ## regenerate the Go code of proto/ into proto/gen (buf lint first)
 	$(BUF) lint
 	find proto/gen -name '*.pb.go' -delete 2>/dev/null || true
@@ -152,13 +152,15 @@ proto-check: proto-tools ## buf lint, buf breaking against main; fail if proto/g
 	@echo "==> proto/gen is current"
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(BUF) generate --output "$$tmp"; \
-	if ! diff -r -x go.mod -x go.sum "$$tmp/proto/gen" proto/gen; then \
+	if ! diff -r "$$tmp/proto/gen" proto/gen; then \
 		echo "proto/gen is stale: run 'make proto' and commit the result"; exit 1; fi
 	@echo "==> go vet proto/gen"
-	@if [ -f proto/gen/go.mod ]; then cd proto/gen && $(GO) vet ./...; else $(GO) vet ./proto/...; fi
+	$(GO) vet ./proto/...
 
 proto-tools: $(PROTO_TOOLS)/buf
 
 $(PROTO_TOOLS)/buf:
-	@GO=$(GO) proto/scripts/install-tools.sh $(BUF_VERSION) $(PROTOC_GEN_GO_VERSION) \
-		$(PROTOC_GEN_GO_GRPC_VERSION) $(PROTO_TOOLS)
+	@GO=$(GO) scripts/install-go-tools.sh $(PROTO_TOOLS) \
+		github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION) \
+		google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION) \
+		google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
