@@ -20,6 +20,7 @@ const (
 	TopicExecutionEvents = "execution-events" // key execution id: the event history
 	TopicExecutorState   = "executor-state-changelog"
 	TopicWorkerJobs      = "worker-jobs"       // key task run id
+	TopicWorkerKills     = "worker-kills"      // key task run id: attempts to stop, read by every worker
 	TopicWorkerHeartbeat = "worker-heartbeats" // key worker id
 	TopicLogs            = "logs"              // key execution id
 	TopicTriggers        = "triggers"          // key trigger id
@@ -59,6 +60,9 @@ var topicSpecs = []TopicSpec{
 		Configs: map[string]string{"retention.ms": eventsRetentionMs}},
 	{Base: TopicExecutorState, Key: "execution id (+ sub-key)", Cleanup: CleanupCompact, CoPartitioned: true},
 	{Base: TopicWorkerJobs, Key: "task run id", Cleanup: CleanupDelete},
+	// Kills are only useful while the attempt runs: a day is plenty.
+	{Base: TopicWorkerKills, Key: "task run id", Cleanup: CleanupDelete,
+		Configs: map[string]string{"retention.ms": "86400000"}},
 	{Base: TopicWorkerHeartbeat, Key: "worker id", Cleanup: CleanupCompact},
 	{Base: TopicLogs, Key: "execution id", Cleanup: CleanupDelete},
 	{Base: TopicTriggers, Key: "trigger id", Cleanup: CleanupCompact},

@@ -109,7 +109,7 @@ func TestEnsureTopics(t *testing.T) {
 func TestTopicSpecs(t *testing.T) {
 	want := map[string]string{
 		TopicFlows: CleanupCompact, TopicCommands: CleanupDelete, TopicWorkerResults: CleanupDelete,
-		TopicExecutionEvents: CleanupDelete, TopicExecutorState: CleanupCompact, TopicWorkerJobs: CleanupDelete,
+		TopicExecutionEvents: CleanupDelete, TopicExecutorState: CleanupCompact, TopicWorkerJobs: CleanupDelete, TopicWorkerKills: CleanupDelete,
 		TopicWorkerHeartbeat: CleanupCompact, TopicLogs: CleanupDelete, TopicTriggers: CleanupCompact,
 		TopicDeadLetter: CleanupDelete,
 	}

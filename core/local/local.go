@@ -419,7 +419,6 @@ func (l *loop) dispatch(ex *exec, d execution.Dispatch) {
 	if !ok {
 		return
 	}
-	runner := l.r.Runners[t.Type]
 	rc := &tasks.RunContext{
 		Task: t, Vars: l.vars(ex, tr), Engine: l.engine,
 		ExecutionID: ex.e.ID, TaskRunID: tr.ID, Attempt: d.Attempt,
@@ -436,7 +435,7 @@ func (l *loop) dispatch(ex *exec, d execution.Dispatch) {
 		l.sem <- struct{}{}
 		defer func() { <-l.sem }()
 		l.inbox <- message{execID: execID, in: execution.TaskStarted(d)}
-		fin := runAttempt(ctx, runner, rc, t)
+		fin := tasks.RunAttempt(ctx, l.r.Runners, rc)
 		fin.TaskRunID, fin.Attempt = d.TaskRunID, d.Attempt
 		l.inbox <- message{execID: execID, in: attemptDone{TaskFinished: fin, key: key}}
 	}()
@@ -459,42 +458,6 @@ func (l *loop) vars(ex *exec, tr *execution.TaskRun) map[string]any {
 type attemptDone struct {
 	execution.TaskFinished
 	key attemptKey
-}
-
-func runAttempt(ctx context.Context, runner tasks.Runner, rc *tasks.RunContext, t *flow.Task) (fin execution.TaskFinished) {
-	defer func() {
-		if p := recover(); p != nil {
-			fin = execution.TaskFinished{State: execution.Failed, Error: fmt.Sprintf("task %s panicked: %v", t.ID, p)}
-		}
-	}()
-	if runner == nil {
-		return execution.TaskFinished{State: execution.Failed, Error: fmt.Sprintf("no runner for task type %q", t.Type)}
-	}
-	dir, err := os.MkdirTemp("", "kite-task-")
-	if err != nil {
-		return execution.TaskFinished{State: execution.Failed, Error: fmt.Sprintf("creating the working directory: %v", err)}
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	rc.WorkDir = dir
-	res, err := runner.Run(ctx, rc)
-	if err != nil {
-		rc.Logf(tasks.LevelError, "%v", err)
-		st := execution.Failed
-		if ctx.Err() != nil {
-			st = execution.Killed
-		}
-		fin := execution.TaskFinished{State: st, Error: err.Error()}
-		if res != nil {
-			// A failed attempt keeps what it produced (an exit code, a
-			// response), as in Kestra.
-			fin.Outputs = res.Outputs
-		}
-		return fin
-	}
-	if res == nil {
-		res = &tasks.Result{}
-	}
-	return execution.TaskFinished{State: res.State, Outputs: res.Outputs, Labels: res.Labels}
 }
 
 // newExecutionID returns a random id (26 base32 characters).

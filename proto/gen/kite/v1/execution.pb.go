@@ -529,7 +529,10 @@ type ParentLink struct {
 	// The parent flow's namespace.
 	Namespace string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// The parent flow's id.
-	FlowId        string `protobuf:"bytes,4,opt,name=flow_id,json=flowId,proto3" json:"flow_id,omitempty"`
+	FlowId string `protobuf:"bytes,4,opt,name=flow_id,json=flowId,proto3" json:"flow_id,omitempty"`
+	// The Subflow task's outputs templates (deprecated in Kestra), rendered with the
+	// child's variables when it ends.
+	Outputs       *structpb.Struct `protobuf:"bytes,5,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -590,6 +593,13 @@ func (x *ParentLink) GetFlowId() string {
 		return x.FlowId
 	}
 	return ""
+}
+
+func (x *ParentLink) GetOutputs() *structpb.Struct {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
 }
 
 // RetryLink ties a retry execution to the line of executions it retries.
@@ -1169,13 +1179,14 @@ const file_kite_v1_execution_proto_rawDesc = "" +
 	"\x05error\x18\r \x01(\tR\x05error\x12-\n" +
 	"\ttask_runs\x18\x0e \x03(\v2\x10.kite.v1.TaskRunR\btaskRuns\x12\x10\n" +
 	"\x03seq\x18\x0f \x01(\x03R\x03seq\x12&\n" +
-	"\x06timers\x18\x10 \x03(\v2\x0e.kite.v1.TimerR\x06timers\"\x86\x01\n" +
+	"\x06timers\x18\x10 \x03(\v2\x0e.kite.v1.TimerR\x06timers\"\xb9\x01\n" +
 	"\n" +
 	"ParentLink\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12\x1e\n" +
 	"\vtask_run_id\x18\x02 \x01(\tR\ttaskRunId\x12\x1c\n" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x17\n" +
-	"\aflow_id\x18\x04 \x01(\tR\x06flowId\"\x81\x01\n" +
+	"\aflow_id\x18\x04 \x01(\tR\x06flowId\x121\n" +
+	"\aoutputs\x18\x05 \x01(\v2\x17.google.protobuf.StructR\aoutputs\"\x81\x01\n" +
 	"\tRetryLink\x12\x1f\n" +
 	"\voriginal_id\x18\x01 \x01(\tR\n" +
 	"originalId\x12\x16\n" +
@@ -1301,28 +1312,29 @@ var file_kite_v1_execution_proto_depIdxs = []int32{
 	2,  // 9: kite.v1.Execution.history:type_name -> kite.v1.StateTime
 	7,  // 10: kite.v1.Execution.task_runs:type_name -> kite.v1.TaskRun
 	9,  // 11: kite.v1.Execution.timers:type_name -> kite.v1.Timer
-	11, // 12: kite.v1.RetryLink.first_start:type_name -> google.protobuf.Timestamp
-	0,  // 13: kite.v1.TaskRun.iterations_state:type_name -> kite.v1.State
-	0,  // 14: kite.v1.TaskRun.state:type_name -> kite.v1.State
-	2,  // 15: kite.v1.TaskRun.history:type_name -> kite.v1.StateTime
-	8,  // 16: kite.v1.TaskRun.attempts:type_name -> kite.v1.Attempt
-	12, // 17: kite.v1.TaskRun.outputs:type_name -> google.protobuf.Struct
-	0,  // 18: kite.v1.Attempt.state:type_name -> kite.v1.State
-	2,  // 19: kite.v1.Attempt.history:type_name -> kite.v1.StateTime
-	11, // 20: kite.v1.Timer.due:type_name -> google.protobuf.Timestamp
-	1,  // 21: kite.v1.ExecutionEvent.type:type_name -> kite.v1.EventType
-	11, // 22: kite.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
-	0,  // 23: kite.v1.ExecutionEvent.state:type_name -> kite.v1.State
-	12, // 24: kite.v1.ExecutionEvent.outputs:type_name -> google.protobuf.Struct
-	3,  // 25: kite.v1.ExecutionEvent.labels:type_name -> kite.v1.Label
-	9,  // 26: kite.v1.ExecutionEvent.timer:type_name -> kite.v1.Timer
-	7,  // 27: kite.v1.ExecutionEvent.task_run:type_name -> kite.v1.TaskRun
-	4,  // 28: kite.v1.ExecutionEvent.execution:type_name -> kite.v1.Execution
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	12, // 12: kite.v1.ParentLink.outputs:type_name -> google.protobuf.Struct
+	11, // 13: kite.v1.RetryLink.first_start:type_name -> google.protobuf.Timestamp
+	0,  // 14: kite.v1.TaskRun.iterations_state:type_name -> kite.v1.State
+	0,  // 15: kite.v1.TaskRun.state:type_name -> kite.v1.State
+	2,  // 16: kite.v1.TaskRun.history:type_name -> kite.v1.StateTime
+	8,  // 17: kite.v1.TaskRun.attempts:type_name -> kite.v1.Attempt
+	12, // 18: kite.v1.TaskRun.outputs:type_name -> google.protobuf.Struct
+	0,  // 19: kite.v1.Attempt.state:type_name -> kite.v1.State
+	2,  // 20: kite.v1.Attempt.history:type_name -> kite.v1.StateTime
+	11, // 21: kite.v1.Timer.due:type_name -> google.protobuf.Timestamp
+	1,  // 22: kite.v1.ExecutionEvent.type:type_name -> kite.v1.EventType
+	11, // 23: kite.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
+	0,  // 24: kite.v1.ExecutionEvent.state:type_name -> kite.v1.State
+	12, // 25: kite.v1.ExecutionEvent.outputs:type_name -> google.protobuf.Struct
+	3,  // 26: kite.v1.ExecutionEvent.labels:type_name -> kite.v1.Label
+	9,  // 27: kite.v1.ExecutionEvent.timer:type_name -> kite.v1.Timer
+	7,  // 28: kite.v1.ExecutionEvent.task_run:type_name -> kite.v1.TaskRun
+	4,  // 29: kite.v1.ExecutionEvent.execution:type_name -> kite.v1.Execution
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_kite_v1_execution_proto_init() }

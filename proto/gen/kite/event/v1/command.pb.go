@@ -253,7 +253,10 @@ type CreateCommand struct {
 	// The task run that started the execution, when it is a subflow's.
 	Parent *v1.ParentLink `protobuf:"bytes,7,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The execution line it retries, for retry behavior CREATE_NEW_EXECUTION.
-	RetryOf       *v1.RetryLink `protobuf:"bytes,8,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
+	RetryOf *v1.RetryLink `protobuf:"bytes,8,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
+	// The flow revision's YAML source, so that the executor runs exactly the revision
+	// the command was issued for, even if its flow cache has not seen it yet.
+	FlowSource    string `protobuf:"bytes,9,opt,name=flow_source,json=flowSource,proto3" json:"flow_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +345,13 @@ func (x *CreateCommand) GetRetryOf() *v1.RetryLink {
 		return x.RetryOf
 	}
 	return nil
+}
+
+func (x *CreateCommand) GetFlowSource() string {
+	if x != nil {
+		return x.FlowSource
+	}
+	return ""
 }
 
 // KillCommand kills the execution and the subflow executions it started.
@@ -713,7 +723,7 @@ const file_kite_event_v1_command_proto_rawDesc = "" +
 	"\vchild_ended\x18\x10 \x01(\v2 .kite.event.v1.ChildEndedCommandH\x00R\n" +
 	"childEndedB\x06\n" +
 	"\x04kindJ\x04\b\x04\x10\n" +
-	"\"\xca\x02\n" +
+	"\"\xeb\x02\n" +
 	"\rCreateCommand\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x17\n" +
 	"\aflow_id\x18\x02 \x01(\tR\x06flowId\x12\x1a\n" +
@@ -722,7 +732,9 @@ const file_kite_event_v1_command_proto_rawDesc = "" +
 	"\x06labels\x18\x05 \x03(\v2\x0e.kite.v1.LabelR\x06labels\x121\n" +
 	"\atrigger\x18\x06 \x01(\v2\x17.google.protobuf.StructR\atrigger\x12+\n" +
 	"\x06parent\x18\a \x01(\v2\x13.kite.v1.ParentLinkR\x06parent\x12-\n" +
-	"\bretry_of\x18\b \x01(\v2\x12.kite.v1.RetryLinkR\aretryOf\"\r\n" +
+	"\bretry_of\x18\b \x01(\v2\x12.kite.v1.RetryLinkR\aretryOf\x12\x1f\n" +
+	"\vflow_source\x18\t \x01(\tR\n" +
+	"flowSource\"\r\n" +
 	"\vKillCommand\"@\n" +
 	"\rResumeCommand\x12/\n" +
 	"\x06inputs\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06inputs\">\n" +

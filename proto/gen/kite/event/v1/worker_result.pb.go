@@ -212,7 +212,9 @@ type TaskFinished struct {
 	// The task's outputs.
 	Outputs *structpb.Struct `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	// Why the attempt failed, when it failed.
-	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// Execution labels the task sets (the Labels task).
+	Labels        []*v1.Label `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -268,6 +270,13 @@ func (x *TaskFinished) GetError() string {
 	return ""
 }
 
+func (x *TaskFinished) GetLabels() []*v1.Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 var File_kite_event_v1_worker_result_proto protoreflect.FileDescriptor
 
 const file_kite_event_v1_worker_result_proto_rawDesc = "" +
@@ -284,11 +293,12 @@ const file_kite_event_v1_worker_result_proto_rawDesc = "" +
 	"\bfinished\x18\v \x01(\v2\x1b.kite.event.v1.TaskFinishedH\x00R\bfinishedB\b\n" +
 	"\x06resultJ\x04\b\x06\x10\n" +
 	"\"\r\n" +
-	"\vTaskStarted\"}\n" +
+	"\vTaskStarted\"\xa5\x01\n" +
 	"\fTaskFinished\x12$\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x0e.kite.v1.StateR\x05state\x121\n" +
 	"\aoutputs\x18\x02 \x01(\v2\x17.google.protobuf.StructR\aoutputs\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05errorB:Z8github.com/kiteflow/kite/proto/gen/kite/event/v1;eventv1b\x06proto3"
+	"\x05error\x18\x03 \x01(\tR\x05error\x12&\n" +
+	"\x06labels\x18\x04 \x03(\v2\x0e.kite.v1.LabelR\x06labelsB:Z8github.com/kiteflow/kite/proto/gen/kite/event/v1;eventv1b\x06proto3"
 
 var (
 	file_kite_event_v1_worker_result_proto_rawDescOnce sync.Once
@@ -310,6 +320,7 @@ var file_kite_event_v1_worker_result_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
 	(v1.State)(0),                 // 4: kite.v1.State
 	(*structpb.Struct)(nil),       // 5: google.protobuf.Struct
+	(*v1.Label)(nil),              // 6: kite.v1.Label
 }
 var file_kite_event_v1_worker_result_proto_depIdxs = []int32{
 	3, // 0: kite.event.v1.WorkerResult.time:type_name -> google.protobuf.Timestamp
@@ -317,11 +328,12 @@ var file_kite_event_v1_worker_result_proto_depIdxs = []int32{
 	2, // 2: kite.event.v1.WorkerResult.finished:type_name -> kite.event.v1.TaskFinished
 	4, // 3: kite.event.v1.TaskFinished.state:type_name -> kite.v1.State
 	5, // 4: kite.event.v1.TaskFinished.outputs:type_name -> google.protobuf.Struct
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 5: kite.event.v1.TaskFinished.labels:type_name -> kite.v1.Label
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_kite_event_v1_worker_result_proto_init() }
