@@ -58,7 +58,7 @@ func (s *step) startSubflow(t *flow.Task, tr *TaskRun) {
 			labels = setLabel(labels, l)
 		}
 	}
-	child := s.newID(1)
+	child := s.newExecutionID(1)
 	wait := boolProp(t, "wait", true)
 	// Each child execution is an attempt of the task run, so retries work
 	// as for runnable tasks.

@@ -86,14 +86,21 @@ func (s *step) logf(tr *TaskRun, level, format string, args ...any) {
 
 // newID returns an id derived from the execution id and the next event
 // sequence number (and n, for several ids from one event), 11 base62 digits.
-func (s *step) newID(n int) string {
+func (s *step) newID(n int) string { return base62(s.idHash(n)) }
+
+// newExecutionID returns the id of an execution this step creates (a
+// subflow's, a retry's): deterministic like newID, with the step's time as
+// its creation time.
+func (s *step) newExecutionID(n int) string { return NewExecutionID(s.now, s.idHash(n)) }
+
+func (s *step) idHash(n int) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(s.e.ID))
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(s.e.Seq+1))
 	binary.BigEndian.PutUint64(b[8:], uint64(n))
 	h.Write(b[:])
-	return base62(h.Sum64())
+	return h.Sum64()
 }
 
 const base62Digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -364,7 +371,7 @@ func (s *step) retryAsNewExecution() bool {
 	}
 	s.logf(nil, "WARN", "execution failed; retry %d as a new execution in %s", link.Number, delay)
 	s.setState(Retried, "")
-	s.effect(RetryExecution{ID: s.newID(2), Due: s.now.Add(delay), RetryOf: link})
+	s.effect(RetryExecution{ID: s.newExecutionID(2), Due: s.now.Add(delay), RetryOf: link})
 	s.effect(Ended{State: Retried})
 	return true
 }

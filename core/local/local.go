@@ -6,7 +6,6 @@ package local
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -460,8 +459,8 @@ type attemptDone struct {
 	key attemptKey
 }
 
-// newExecutionID returns a random id (26 base32 characters).
-func newExecutionID() string { return rand.Text() }
+// newExecutionID returns a random id created now.
+func newExecutionID() string { return execution.RandomExecutionID(time.Now()) }
 
 type taskLogger struct {
 	l                         *loop
