@@ -21,6 +21,10 @@ type Create struct {
 	Parent  *ParentLink
 	RetryOf *RetryLink
 	Limited bool
+	// Error, when set, creates the execution FAILED at once with this error:
+	// its inputs did not validate where only the executor could check them
+	// (a subflow's, a trigger's).
+	Error string
 }
 
 // Dequeue starts a QUEUED execution once the concurrency limit allows it.
@@ -53,6 +57,16 @@ type ChildEnded struct {
 	Error string
 }
 
+// WorkerLost says the worker running an attempt stopped (its heartbeats
+// did, or it said it was stopping) before reporting the attempt's end: the
+// attempt is KILLED and the task run runs again as a new attempt, unless the
+// execution is being killed.
+type WorkerLost struct {
+	TaskRunID string
+	Attempt   int
+	WorkerID  string
+}
+
 // Kill stops the execution and everything in it.
 type Kill struct{}
 
@@ -74,6 +88,7 @@ func (Dequeue) input()      {}
 func (TaskStarted) input()  {}
 func (TaskFinished) input() {}
 func (ChildEnded) input()   {}
+func (WorkerLost) input()   {}
 func (Kill) input()         {}
 func (Resume) input()       {}
 func (Restart) input()      {}

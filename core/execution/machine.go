@@ -163,6 +163,8 @@ func (s *step) input(in Input) {
 		s.taskStarted(in)
 	case TaskFinished:
 		s.taskFinished(in)
+	case WorkerLost:
+		s.workerLost(in)
 	case ChildEnded:
 		s.childEnded(in)
 	case Kill:
@@ -198,6 +200,11 @@ func (s *step) create(in Create) {
 		ID: in.ID, Namespace: s.f.Namespace, FlowID: s.f.ID, FlowRevision: s.f.Revision,
 		Inputs: in.Inputs, Labels: labels, Trigger: in.Trigger, Parent: in.Parent, RetryOf: in.RetryOf, State: Created,
 	}})
+	if in.Error != "" {
+		s.setState(Failed, in.Error)
+		s.effect(Ended{State: Failed})
+		return
+	}
 	if !in.Limited || s.f.Concurrency == nil {
 		s.setState(Running, "")
 		return

@@ -64,6 +64,22 @@ func (s *step) taskFinished(in TaskFinished) {
 	s.attemptEnded(tr, st, in.Error)
 }
 
+func (s *step) workerLost(in WorkerLost) {
+	tr, ok := s.e.TaskRun(in.TaskRunID)
+	if !ok || s.e.Terminal() || !current(tr, in.Attempt) {
+		return
+	}
+	msg := fmt.Sprintf("worker %s stopped while running attempt %d", in.WorkerID, in.Attempt)
+	s.cancelTimer(TimerTimeout, tr)
+	s.emit(&Event{Type: EvAttempt, TaskRunID: tr.ID, Attempt: in.Attempt, State: Killed})
+	if s.e.State == Killing {
+		s.setTaskRunState(tr, Killed, msg)
+		return
+	}
+	s.logf(tr, "WARN", "task %s: %s; running it again as attempt %d", tr.TaskID, msg, in.Attempt+1)
+	s.dispatch(tr, in.Attempt+1)
+}
+
 // attemptEnded decides what follows an attempt: another attempt after a
 // backoff, or the end of the task run.
 func (s *step) attemptEnded(tr *TaskRun, st State, errMsg string) {

@@ -845,6 +845,34 @@ tasks:
 			},
 		},
 		{
+			name: "a lost worker's attempt is KILLED and the task runs again as a new attempt",
+			yaml: `
+tasks:
+  - {id: a, type: log, message: a}
+  - {id: b, type: log, message: b}
+`,
+			script: byTask(map[string][]outcome{"a": {resLeave, resOK}}),
+			then: func(t *testing.T, r *run) {
+				lost := r.LiveOf("a")[0]
+				r.forget(lost)
+				r.Step(execution.WorkerLost{TaskRunID: lost.TaskRunID, Attempt: lost.Attempt, WorkerID: "w1"})
+				// A late result of the lost attempt is recorded and ignored.
+				before := len(r.DispatchesOf("a"))
+				r.Step(execution.TaskFinished{TaskRunID: lost.TaskRunID, Attempt: lost.Attempt, State: execution.Failed})
+				if r.Run("a").State != execution.Running || len(r.DispatchesOf("a")) != before {
+					t.Errorf("the lost attempt's late result changed the task run: %s", r.Run("a").State)
+				}
+				r.Drive(byTask(map[string][]outcome{}))
+			},
+			state:  execution.Success,
+			states: map[string]string{"a": "SUCCESS", "b": "SUCCESS"},
+			check: func(t *testing.T, r *run) {
+				if got := attemptStates(r.Run("a")); got != "KILLED,SUCCESS" {
+					t.Errorf("attempts %s, want KILLED,SUCCESS", got)
+				}
+			},
+		},
+		{
 			name: "pause with a delay: PAUSED, then SUCCESS after the timer",
 			yaml: `
 tasks:
@@ -1207,6 +1235,23 @@ tasks:
 
 // r2ScriptFail fails every attempt.
 func r2ScriptFail(call) outcome { return resFail }
+
+func TestCreateWithErrorFails(t *testing.T) {
+	r := newRun(t, parseFlow(t, header+"tasks:\n  - {id: a, type: log, message: a}\n"))
+	res := r.Step(execution.Create{ID: "exec-1", Error: "invalid inputs: n: expected a number"})
+	if r.E.State != execution.Failed || r.E.Error != "invalid inputs: n: expected a number" || len(r.Live) != 0 {
+		t.Fatalf("state %s, error %q, %d dispatched; want FAILED with the error and nothing run", r.E.State, r.E.Error, len(r.Live))
+	}
+	ended := false
+	for _, ef := range res.Effects {
+		if e, ok := ef.(execution.Ended); ok && e.State == execution.Failed {
+			ended = true
+		}
+	}
+	if !ended {
+		t.Error("no Ended effect: a parent waiting for this subflow would never hear of it")
+	}
+}
 
 func TestFlowConcurrency(t *testing.T) {
 	for _, tc := range []struct {
