@@ -18,7 +18,7 @@ func TestExecutionIDCarriesItsTime(t *testing.T) {
 	if a >= b {
 		t.Errorf("ids do not sort by creation time: %q >= %q", a, b)
 	}
-	if RandomExecutionID(created) == RandomExecutionID(created) {
+	if r1, r2 := RandomExecutionID(created), RandomExecutionID(created); r1 == r2 {
 		t.Error("two random ids of the same millisecond are equal")
 	}
 	for _, id := range []string{"", "5wQ2zX", "0123456789ABCDEFGHIJKLU"} {

@@ -65,7 +65,7 @@ func (s *step) emit(ev *Event) {
 	}
 	ev.Seq, ev.Time, ev.ExecutionID = s.e.Seq+1, s.now, s.e.ID
 	if ev.Type == EvCreated {
-		ev.Seq = 1
+		ev.Seq, ev.ExecutionID = 1, ev.Execution.ID
 	}
 	if err := Apply(s.e, ev); err != nil {
 		s.err = err
