@@ -18,7 +18,7 @@ import (
 
 func newFlowCmd() *cobra.Command {
 	cmd := group("flow", "Work with flow files: validate them, list the types, print the JSON Schema")
-	cmd.AddCommand(newFlowValidateCmd(), newFlowTestCmd(), newFlowSchemaCmd(), newFlowTypesCmd())
+	cmd.AddCommand(newFlowValidateCmd(), newFlowTestCmd(), newFlowSchemaCmd(), newFlowTypesCmd(), newFlowApplyCmd(), newFlowListCmd(), newFlowGetCmd(), newFlowDeleteCmd())
 	return cmd
 }
 

@@ -22,6 +22,7 @@ Start with:
 	}
 	root.AddCommand(newFlowCmd(), newVersionCmd())
 	root.AddCommand(newDevCmd())
+	root.AddCommand(newExecutionCmd(), newLogsCmd())
 	return root
 }
 
