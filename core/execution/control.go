@@ -2,6 +2,7 @@ package execution
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/kiteflow/kite/core/flow"
 )
@@ -233,4 +234,23 @@ func (s *step) replay(in Replay) {
 		s.remove(drop[i])
 	}
 	s.rerun(target)
+}
+
+// ReplayCopy returns the events that start execution newID as a copy of the
+// ended execution orig, task runs included (their histories start at now):
+// a Replay input then runs the copy again from a task run, as Kestra's
+// replay does, leaving orig as it was. The copy keeps orig's labels, inputs,
+// trigger and state.
+func ReplayCopy(orig *Execution, newID string, now time.Time) []*Event {
+	hdr := *orig
+	hdr.ID, hdr.Seq, hdr.TaskRuns, hdr.Timers, hdr.History = newID, 0, nil, nil, nil
+	hdr.byID, hdr.children, hdr.branches = nil, nil, nil
+	hdr.Labels = append([]flow.Label(nil), orig.Labels...)
+	evs := []*Event{{Seq: 1, Type: EvCreated, Time: now, ExecutionID: newID, Execution: &hdr}}
+	for _, tr := range orig.TaskRuns {
+		c := *tr
+		c.Attempts = append([]Attempt(nil), tr.Attempts...)
+		evs = append(evs, &Event{Seq: int64(len(evs) + 1), Type: EvTaskRunCreated, Time: now, ExecutionID: newID, TaskRun: &c})
+	}
+	return evs
 }

@@ -1501,6 +1501,27 @@ tasks:
 		}
 		checkReplay(t, r)
 	})
+	t.Run("into a new execution, leaving the original as it was", func(t *testing.T) {
+		r := start(t, src, simulate)
+		before, _ := json.Marshal(r.E)
+		copied := newRun(t, r.F)
+		for _, ev := range execution.ReplayCopy(r.E, "exec-2", r.Now) {
+			if err := execution.Apply(copied.E, ev); err != nil {
+				t.Fatalf("applying the copy's event %d: %v", ev.Seq, err)
+			}
+		}
+		if copied.E.ID != "exec-2" || len(copied.E.TaskRuns) != len(r.E.TaskRuns) || copied.E.State != execution.Success {
+			t.Fatalf("copy: id %s, %d task runs, state %s", copied.E.ID, len(copied.E.TaskRuns), copied.E.State)
+		}
+		copied.Step(execution.Replay{TaskRunID: r.Run("b").ID})
+		copied.Drive(simulate)
+		if copied.E.State != execution.Success || len(copied.Run("b").Attempts) != 2 || len(copied.Runs("d")) != 1 {
+			t.Errorf("the copy after the replay ran:\n%s", copied.Dump())
+		}
+		if after, _ := json.Marshal(r.E); string(after) != string(before) {
+			t.Errorf("replaying the copy changed the original")
+		}
+	})
 	t.Run("of a SKIPPED task run", func(t *testing.T) {
 		r := start(t, src, simulate)
 		r.AllowErr = true

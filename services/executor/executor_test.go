@@ -340,5 +340,24 @@ tasks:
 		if _, ok := got[unknown]; ok {
 			t.Errorf("a result for an unknown execution created events")
 		}
+
+		// Replay "two" from its task ret into a new execution.
+		var ret string
+		for _, tr := range got[ids["two"]].TaskRuns {
+			if tr.TaskID == "ret" {
+				ret = tr.ID
+			}
+		}
+		replayed := execution.RandomExecutionID(time.Now())
+		command(t, cfg, &eventv1.Command{ExecutionId: ids["two"], CommandId: replayed,
+			Kind: &eventv1.Command_Replay{Replay: &eventv1.ReplayCommand{NewExecutionId: replayed, TaskRunId: ret}}})
+		again := events(t, cfg, replayed)
+		e := again[replayed]
+		if e.State != execution.Success || len(e.TaskRuns) != 2 || len(e.TaskRuns[1].Attempts) != 2 || len(e.TaskRuns[0].Attempts) != 1 {
+			t.Errorf("replay: state %s, task runs %+v; want SUCCESS with ret run twice and log once", e.State, e.TaskRuns)
+		}
+		if orig := again[ids["two"]]; orig.Seq != got[ids["two"]].Seq {
+			t.Errorf("the replay changed the original execution: seq %d, was %d", orig.Seq, got[ids["two"]].Seq)
+		}
 	})
 }

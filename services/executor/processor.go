@@ -94,7 +94,7 @@ func (p *processor) command(pc *streams.PartitionContext, c *eventv1.Command) er
 	case *eventv1.Command_Restart:
 		return p.stepID(pc, id, execution.Restart{})
 	case *eventv1.Command_Replay:
-		return p.stepID(pc, id, execution.Replay{TaskRunID: k.Replay.GetTaskRunId()})
+		return p.replay(pc, id, k.Replay)
 	case *eventv1.Command_Timer:
 		return p.stepID(pc, id, execution.TimerFired{TimerID: k.Timer.GetTimerId()})
 	case *eventv1.Command_ChildEnded:
@@ -137,7 +137,75 @@ func (p *processor) create(pc *streams.PartitionContext, id string, c *eventv1.C
 		create.Inputs = typed
 	}
 	l = &loaded{e: &execution.Execution{}, f: f, keys: map[string]string{}}
+	if orig := c.GetReplayOf(); orig != nil {
+		return p.replayCopy(pc, l, id, codec.FromExecution(orig), c.GetReplayTaskRunId())
+	}
 	return p.step(pc, l, create)
+}
+
+// replay answers a replay command of an ended execution: the new execution
+// (on its own partition) is created as a copy of this one, which stays as it
+// was, and runs again from the task run.
+func (p *processor) replay(pc *streams.PartitionContext, id string, r *eventv1.ReplayCommand) error {
+	newID := r.GetNewExecutionId()
+	if newID == "" || newID == id {
+		return p.stepID(pc, id, execution.Replay{TaskRunID: r.GetTaskRunId()})
+	}
+	l, err := p.load(pc, id)
+	if err != nil || l == nil {
+		if l == nil && err == nil {
+			p.log.Warn("replay of an unknown execution recorded and ignored", zap.String("execution_id", id))
+			ignoredRecords.WithLabelValues("unknown_execution").Inc()
+		}
+		return err
+	}
+	if !l.e.Terminal() {
+		p.log.Warn("replay of a running execution ignored", zap.String("execution_id", id), zap.String("state", string(l.e.State)))
+		return nil
+	}
+	src, rev := l.f.Source, l.e.FlowRevision
+	if r.Revision != nil && int(r.GetRevision()) != rev {
+		f, err := p.source.Flow(l.e.Namespace, l.e.FlowID, int(r.GetRevision()))
+		if err != nil {
+			return fmt.Errorf("replaying execution %s: %w", id, err)
+		}
+		src, rev = f.Source, int(r.GetRevision())
+	}
+	create := &eventv1.CreateCommand{Namespace: l.e.Namespace, FlowId: l.e.FlowID, Revision: int32(rev), FlowSource: src,
+		ReplayTaskRunId: r.GetTaskRunId()}
+	if r.GetTaskRunId() == "" {
+		// From the start: a new execution with the same inputs, labels and trigger.
+		if create.Inputs, err = codec.ToStruct(l.e.Inputs); err != nil {
+			return err
+		}
+		if create.Trigger, err = codec.ToStruct(l.e.Trigger); err != nil {
+			return err
+		}
+		create.Labels = codec.Labels(l.e.Labels)
+	} else if create.ReplayOf, err = codec.Execution(l.e); err != nil {
+		return err
+	}
+	return p.sendCommand(pc, newID, &eventv1.Command{Kind: &eventv1.Command_Create{Create: create}})
+}
+
+// replayCopy starts l's execution as a copy of orig and replays it from a
+// task run.
+func (p *processor) replayCopy(pc *streams.PartitionContext, l *loaded, id string, orig *execution.Execution, taskRunID string) error {
+	events := execution.ReplayCopy(orig, id, pc.Now)
+	for _, ev := range events {
+		if err := execution.Apply(l.e, ev); err != nil {
+			return fmt.Errorf("execution %s: copying %s for a replay: %w", id, orig.ID, err)
+		}
+	}
+	if err := p.save(pc, l, events); err != nil {
+		return err
+	}
+	for _, ev := range events {
+		if err := p.event(pc, l, ev); err != nil {
+			return err
+		}
+	}
+	return p.step(pc, l, execution.Replay{TaskRunID: taskRunID})
 }
 
 // stepID steps an existing execution; an input for an execution this

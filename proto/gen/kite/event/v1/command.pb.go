@@ -256,9 +256,14 @@ type CreateCommand struct {
 	RetryOf *v1.RetryLink `protobuf:"bytes,8,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
 	// The flow revision's YAML source, so that the executor runs exactly the revision
 	// the command was issued for, even if its flow cache has not seen it yet.
-	FlowSource    string `protobuf:"bytes,9,opt,name=flow_source,json=flowSource,proto3" json:"flow_source,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FlowSource string `protobuf:"bytes,9,opt,name=flow_source,json=flowSource,proto3" json:"flow_source,omitempty"`
+	// For a replay: the ended execution the new one copies (task runs included) before
+	// running again from replay_task_run_id.
+	ReplayOf *v1.Execution `protobuf:"bytes,10,opt,name=replay_of,json=replayOf,proto3" json:"replay_of,omitempty"`
+	// For a replay: the task run of replay_of to run again from.
+	ReplayTaskRunId string `protobuf:"bytes,11,opt,name=replay_task_run_id,json=replayTaskRunId,proto3" json:"replay_task_run_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateCommand) Reset() {
@@ -350,6 +355,20 @@ func (x *CreateCommand) GetRetryOf() *v1.RetryLink {
 func (x *CreateCommand) GetFlowSource() string {
 	if x != nil {
 		return x.FlowSource
+	}
+	return ""
+}
+
+func (x *CreateCommand) GetReplayOf() *v1.Execution {
+	if x != nil {
+		return x.ReplayOf
+	}
+	return nil
+}
+
+func (x *CreateCommand) GetReplayTaskRunId() string {
+	if x != nil {
+		return x.ReplayTaskRunId
 	}
 	return ""
 }
@@ -723,7 +742,7 @@ const file_kite_event_v1_command_proto_rawDesc = "" +
 	"\vchild_ended\x18\x10 \x01(\v2 .kite.event.v1.ChildEndedCommandH\x00R\n" +
 	"childEndedB\x06\n" +
 	"\x04kindJ\x04\b\x04\x10\n" +
-	"\"\xeb\x02\n" +
+	"\"\xc9\x03\n" +
 	"\rCreateCommand\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x17\n" +
 	"\aflow_id\x18\x02 \x01(\tR\x06flowId\x12\x1a\n" +
@@ -734,7 +753,10 @@ const file_kite_event_v1_command_proto_rawDesc = "" +
 	"\x06parent\x18\a \x01(\v2\x13.kite.v1.ParentLinkR\x06parent\x12-\n" +
 	"\bretry_of\x18\b \x01(\v2\x12.kite.v1.RetryLinkR\aretryOf\x12\x1f\n" +
 	"\vflow_source\x18\t \x01(\tR\n" +
-	"flowSource\"\r\n" +
+	"flowSource\x12/\n" +
+	"\treplay_of\x18\n" +
+	" \x01(\v2\x12.kite.v1.ExecutionR\breplayOf\x12+\n" +
+	"\x12replay_task_run_id\x18\v \x01(\tR\x0freplayTaskRunId\"\r\n" +
 	"\vKillCommand\"@\n" +
 	"\rResumeCommand\x12/\n" +
 	"\x06inputs\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06inputs\">\n" +
@@ -785,7 +807,8 @@ var file_kite_event_v1_command_proto_goTypes = []any{
 	(*v1.Label)(nil),              // 10: kite.v1.Label
 	(*v1.ParentLink)(nil),         // 11: kite.v1.ParentLink
 	(*v1.RetryLink)(nil),          // 12: kite.v1.RetryLink
-	(v1.State)(0),                 // 13: kite.v1.State
+	(*v1.Execution)(nil),          // 13: kite.v1.Execution
+	(v1.State)(0),                 // 14: kite.v1.State
 }
 var file_kite_event_v1_command_proto_depIdxs = []int32{
 	8,  // 0: kite.event.v1.Command.time:type_name -> google.protobuf.Timestamp
@@ -801,15 +824,16 @@ var file_kite_event_v1_command_proto_depIdxs = []int32{
 	9,  // 10: kite.event.v1.CreateCommand.trigger:type_name -> google.protobuf.Struct
 	11, // 11: kite.event.v1.CreateCommand.parent:type_name -> kite.v1.ParentLink
 	12, // 12: kite.event.v1.CreateCommand.retry_of:type_name -> kite.v1.RetryLink
-	9,  // 13: kite.event.v1.ResumeCommand.inputs:type_name -> google.protobuf.Struct
-	8,  // 14: kite.event.v1.TimerFiredCommand.due:type_name -> google.protobuf.Timestamp
-	13, // 15: kite.event.v1.ChildEndedCommand.state:type_name -> kite.v1.State
-	9,  // 16: kite.event.v1.ChildEndedCommand.outputs:type_name -> google.protobuf.Struct
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 13: kite.event.v1.CreateCommand.replay_of:type_name -> kite.v1.Execution
+	9,  // 14: kite.event.v1.ResumeCommand.inputs:type_name -> google.protobuf.Struct
+	8,  // 15: kite.event.v1.TimerFiredCommand.due:type_name -> google.protobuf.Timestamp
+	14, // 16: kite.event.v1.ChildEndedCommand.state:type_name -> kite.v1.State
+	9,  // 17: kite.event.v1.ChildEndedCommand.outputs:type_name -> google.protobuf.Struct
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_kite_event_v1_command_proto_init() }
