@@ -32,7 +32,9 @@ func headerKey(id string) []byte { return []byte("x/" + id) }
 
 func taskRunPrefix(id string) []byte { return []byte("x/" + id + "/r/") }
 
-func taskRunKey(id string, createdSeq int64) string { return fmt.Sprintf("x/%s/r/%012d", id, createdSeq) }
+func taskRunKey(id string, createdSeq int64) string {
+	return fmt.Sprintf("x/%s/r/%012d", id, createdSeq)
+}
 
 func flowKey(namespace, id string, revision int) []byte {
 	return fmt.Appendf(nil, "f/%s/%s/%d", namespace, id, revision)
