@@ -196,6 +196,9 @@ func (a *App) Run(ctx context.Context) error {
 			continue
 		}
 		if err := a.batch(ctx, fetches); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped in the middle of a batch: it aborts
+			}
 			return err
 		}
 	}

@@ -21,7 +21,7 @@ Start with:
 		SilenceErrors: true, // main prints the error once
 	}
 	root.AddCommand(newFlowCmd(), newVersionCmd())
-	root.AddCommand(newDevCmd())
+	root.AddCommand(newDevCmd(), newServerCmd(), newConfigCmd())
 	root.AddCommand(newExecutionCmd(), newLogsCmd())
 	return root
 }
