@@ -56,6 +56,11 @@ type Config struct {
 	TLS  TLSConfig  `yaml:"tls"`
 	SASL SASLConfig `yaml:"sasl"`
 
+	// SessionTimeout is how long a consumer group member may be silent
+	// before the group gives its partitions to others: how long the jobs of a
+	// killed worker, or the partitions of a killed executor, wait. Default
+	// 10s; the broker bounds it (group.min.session.timeout.ms, 6s by default).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// ProducerLinger is how long a partition waits for more records before
 	// sending a batch. Default 10ms.
 	ProducerLinger time.Duration `yaml:"producer_linger"`
@@ -93,6 +98,7 @@ func Defaults() Config {
 		TopicPrefix:           "kite.",
 		Partitions:            6,
 		TransactionalIDPrefix: "kite",
+		SessionTimeout:        10 * time.Second,
 		ProducerLinger:        10 * time.Millisecond,
 		ProducerBatchMaxBytes: 1000012,
 		Compression:           "lz4",
@@ -132,6 +138,9 @@ func (c Config) Validate() error {
 	}
 	if c.TransactionalIDPrefix == "" {
 		bad("transactional_id_prefix", "must not be empty")
+	}
+	if c.SessionTimeout < time.Second {
+		bad("session_timeout", "must be at least 1s, got %s", c.SessionTimeout)
 	}
 	if c.ProducerLinger < 0 {
 		bad("producer_linger", "must not be negative, got %s", c.ProducerLinger)
@@ -200,6 +209,7 @@ func (c Config) ClientOpts(logger *zap.Logger, extra ...kgo.Opt) ([]kgo.Opt, err
 		kgo.ClientID(c.ClientID),
 		kgo.WithLogger(kzap.New(logger.Named("kafka"))),
 		kgo.ProducerLinger(c.ProducerLinger),
+		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.ProducerBatchMaxBytes(c.ProducerBatchMaxBytes),
 		kgo.ProducerBatchCompression(compressionCodecs[c.Compression]()),
 	}

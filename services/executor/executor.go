@@ -43,6 +43,11 @@ type Config struct {
 	// InstanceID names this instance's transactional id; unique per
 	// process. Default: the host name and process id.
 	InstanceID string `yaml:"instance_id"`
+	// StaticMembership makes InstanceID the executor's group instance id: an
+	// instance that restarts under the same id (a StatefulSet pod) takes its
+	// partitions back at once instead of after the session timeout. Only for
+	// fixed sets of instances.
+	StaticMembership bool `yaml:"static_membership"`
 	// StateDir holds the partitions' state stores (bbolt files); empty keeps
 	// them in memory, restored from the changelog at start-up.
 	StateDir string `yaml:"state_dir"`
@@ -115,15 +120,16 @@ func New(cfg Config, kafka streams.Config, flows FlowSource, logger *zap.Logger,
 	}
 	proc := newProcessor(cfg, kafka, flows, hb, logger)
 	appCfg := streams.AppConfig{
-		Group:          kafka.TransactionalID(Group),
-		Inputs:         []string{kafka.Topic(streams.TopicCommands), kafka.Topic(streams.TopicWorkerResults)},
-		Changelog:      kafka.Topic(streams.TopicExecutorState),
-		DeadLetter:     kafka.Topic(streams.TopicDeadLetter),
-		InstanceID:     cfg.InstanceID,
-		MaxPollRecords: cfg.MaxPollRecords,
-		TimerInterval:  cfg.TimerInterval,
-		Now:            o.now,
-		OnCommit:       o.onCommit,
+		Group:            kafka.TransactionalID(Group),
+		Inputs:           []string{kafka.Topic(streams.TopicCommands), kafka.Topic(streams.TopicWorkerResults)},
+		Changelog:        kafka.Topic(streams.TopicExecutorState),
+		DeadLetter:       kafka.Topic(streams.TopicDeadLetter),
+		InstanceID:       cfg.InstanceID,
+		StaticMembership: cfg.StaticMembership,
+		MaxPollRecords:   cfg.MaxPollRecords,
+		TimerInterval:    cfg.TimerInterval,
+		Now:              o.now,
+		OnCommit:         o.onCommit,
 	}
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
