@@ -137,7 +137,7 @@ func kiteBinary(tb testing.TB) string {
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/kite")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
