@@ -42,18 +42,16 @@ help: ## list the targets (the default goal)
 build: ## build bin/kite
 	$(GO) build -o bin/kite ./cmd/kite
 
-# Until `kite server standalone` exists (issue 5), `run` validates the example flows;
-# then it will start the standalone server with examples/flows loaded.
-run: build ## build bin/kite and validate the example flows
-	bin/kite flow validate examples/flows
+# `run` starts every role in this process with the embedded broker, its data in .kite/
+# (kept between runs: executions and flows survive a restart), applies examples/flows,
+# and prints where the API listens and what to try. Ctrl-C stops it.
+run: build ## build bin/kite and start standalone Kite with the example flows (Ctrl-C stops it)
+	@echo "Starting standalone Kite (data in .kite/). In another terminal, try:"
+	@echo "  bin/kite flow list"
+	@echo "  bin/kite execution run kite.examples hello-world --input name=you --follow"
+	@echo "  bin/kite flow test examples/flows/hello-world.yaml   (in-process, no server)"
 	@echo
-	@echo "What to try next:"
-	@echo "  bin/kite flow validate FILE|DIR   check flows; errors give file:line:column"
-	@echo "  bin/kite flow test examples/flows/hello-world.yaml --input name=you"
-	@echo "                                    run a flow in-process, print its task runs and outputs"
-	@echo "  bin/kite flow types [NAME]        task, trigger and condition types and their properties"
-	@echo "  bin/kite flow schema              the JSON Schema of a flow (for your editor)"
-	@echo "  bin/kite --help                   every command"
+	bin/kite server standalone --data-dir .kite --apply examples/flows
 
 # The real Kafka of the integration tests (integration/kafka/kafka.sh): jars from Maven
 # Central cached in $(KITE_CACHE)/kafka, one KRaft node on 127.0.0.1 with a free port.

@@ -15,7 +15,10 @@ func newRootCmd() *cobra.Command {
 compatible with Kestra's flow language.
 
 Start with:
+  kite server standalone --apply DIR  run every role with an embedded broker, apply flows
+  kite execution run NS FLOW --follow run a flow on the server and follow it
   kite flow validate FILE_OR_DIR...   check flows and print every problem with file:line:column
+  kite flow test FILE                 run a flow in-process, without a server
   kite flow schema > flow.schema.json JSON Schema for editor completion`,
 		SilenceUsage:  true,
 		SilenceErrors: true, // main prints the error once
