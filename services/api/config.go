@@ -28,8 +28,10 @@ type Config struct {
 	// event yet before it answers NOT_FOUND. Default 10s.
 	WatchNotFoundWait time.Duration `yaml:"watch_not_found_wait"`
 	// TailGrace is how long Tail keeps reading after the execution ended, for
-	// the lines logged just before the end that reach the logs topic late.
-	// Default 2s.
+	// lines that reach the logs topic late. Workers produce a task's lines
+	// before its result, and the executor's lines commit with its events, so
+	// the lines of an ended execution are all there already: the grace only
+	// covers other writers. Default 250ms.
 	TailGrace time.Duration `yaml:"tail_grace"`
 	// KafkaTimeout bounds one exchange with Kafka (producing a command,
 	// listing offsets); past it the call fails with UNAVAILABLE. Default 10s.
@@ -53,7 +55,7 @@ func Defaults() Config {
 		MaxRecvBytes:        4 << 20,
 		CreateWait:          30 * time.Second,
 		WatchNotFoundWait:   10 * time.Second,
-		TailGrace:           2 * time.Second,
+		TailGrace:           250 * time.Millisecond,
 		KafkaTimeout:        10 * time.Second,
 		ExecutionCacheSize:  1024,
 		WebhookMaxBodyBytes: 1 << 20,
