@@ -2,8 +2,10 @@ package executor
 
 import (
 	"fmt"
+	"hash/fnv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kiteflow/kite/core/execution"
@@ -150,9 +152,13 @@ func (p *processor) startChild(pc *streams.PartitionContext, l *loaded, sc execu
 	return p.sendCommand(pc, sc.ChildID, &eventv1.Command{Kind: &eventv1.Command_Create{Create: create}})
 }
 
-// ended tells a waiting parent that its subflow execution ended.
+// ended tells a waiting parent that its subflow execution ended, and
+// starts the executions of the Flow triggers the end matches.
 func (p *processor) ended(pc *streams.PartitionContext, l *loaded, ef execution.Ended) error {
 	e := l.e
+	if err := p.flowTriggers(pc, e); err != nil {
+		return err
+	}
 	if e.Parent == nil {
 		return nil
 	}
@@ -213,4 +219,53 @@ func (p *processor) retryDue(pc *streams.PartitionContext, id string) error {
 		return fmt.Errorf("retry execution %s: %w", id, err)
 	}
 	return p.sendCommand(pc, id, &c)
+}
+
+// flowTriggers produces the create command of each flow whose Flow trigger
+// matches the ended execution. The new execution's id is derived from the
+// upstream execution and the trigger, so a redelivered end creates it once
+// (the executor ignores a create for an execution that exists).
+func (p *processor) flowTriggers(pc *streams.PartitionContext, up *execution.Execution) error {
+	for _, f := range p.source.Latest() {
+		for _, t := range f.Triggers {
+			if t.Type != "flow" {
+				continue
+			}
+			ok, err := execution.FlowTriggerMatches(pc.Context(), p.engine, f, t, up)
+			if err != nil {
+				p.log.Warn("flow trigger not evaluated", zap.String("namespace", f.Namespace), zap.String("flow_id", f.ID),
+					zap.String("trigger_id", t.ID), zap.String("execution_id", up.ID), zap.Error(err))
+				continue
+			}
+			if !ok {
+				continue
+			}
+			vars := execution.FlowTriggerVars(up)
+			inputs := map[string]any{}
+			if raw, ok := t.Props["inputs"].(map[string]any); ok {
+				rendered, err := p.engine.RenderAll(pc.Context(), raw, map[string]any{"trigger": vars})
+				if err != nil {
+					p.log.Warn("flow trigger inputs do not render", zap.String("flow_id", f.ID), zap.String("trigger_id", t.ID), zap.Error(err))
+					continue
+				}
+				inputs, _ = rendered.(map[string]any)
+			}
+			pi, err := codec.ToStruct(inputs)
+			if err != nil {
+				return err
+			}
+			pt, err := codec.ToStruct(vars)
+			if err != nil {
+				return err
+			}
+			h := fnv.New64a()
+			h.Write([]byte(up.ID + "/" + f.Namespace + "/" + f.ID + "/" + t.ID))
+			id := execution.NewExecutionID(pc.Now, h.Sum64())
+			if err := p.sendCommand(pc, id, &eventv1.Command{Kind: &eventv1.Command_Create{Create: &eventv1.CreateCommand{
+				Namespace: f.Namespace, FlowId: f.ID, Revision: int32(f.Revision), Inputs: pi, Trigger: pt, FlowSource: f.Source}}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -184,6 +184,12 @@ func command(tb testing.TB, cfg streams.Config, c *eventv1.Command) {
 // ids has ended or the deadline passes.
 func events(tb testing.TB, cfg streams.Config, ids ...string) map[string]*execution.Execution {
 	tb.Helper()
+	return eventsUntil(tb, cfg, ids, nil)
+}
+
+// eventsUntil is events, also waiting for more(executions) to be true.
+func eventsUntil(tb testing.TB, cfg streams.Config, ids []string, more func(map[string]*execution.Execution) bool) map[string]*execution.Execution {
+	tb.Helper()
 	cl := clustertest.Client(tb, cfg, kgo.ConsumeTopics(cfg.Topic(streams.TopicExecutionEvents)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	out := map[string]*execution.Execution{}
@@ -195,7 +201,7 @@ func events(tb testing.TB, cfg streams.Config, ids ...string) map[string]*execut
 				return false
 			}
 		}
-		return true
+		return more == nil || more(out)
 	}
 	for !ended() {
 		fetches := cl.PollFetches(ctx)
@@ -279,6 +285,22 @@ inputs:
 tasks:
   - {id: a, type: io.kestra.plugin.core.log.Log, message: never}
 `)
+		downstream := parse(t, `
+id: downstream
+namespace: kite.test
+inputs:
+  - {id: upstream, type: STRING}
+tasks:
+  - {id: echo, type: io.kestra.plugin.core.debug.Return, format: "after {{ inputs.upstream }}"}
+triggers:
+  - id: after-two
+    type: io.kestra.plugin.core.trigger.Flow
+    inputs: {upstream: "{{ trigger.executionId }}"}
+    conditions:
+      - {type: io.kestra.plugin.core.condition.ExecutionFlow, namespace: kite.test, flowId: two}
+      - {type: io.kestra.plugin.core.condition.ExecutionStatus, in: [SUCCESS]}
+`)
+		fs.m["kite.test/downstream"] = downstream
 		startExecutor(t, cfg, fs, "x1")
 		testWorker(t, cfg, map[string]bool{"a": true})
 
@@ -298,7 +320,20 @@ tasks:
 		for _, id := range ids {
 			all = append(all, id)
 		}
-		got := events(t, cfg, all...)
+		// The Flow trigger of downstream fires once, after "two" succeeded.
+		triggered := func(execs map[string]*execution.Execution) []*execution.Execution {
+			var out []*execution.Execution
+			for _, e := range execs {
+				if e.FlowID == "downstream" && e.Terminal() {
+					out = append(out, e)
+				}
+			}
+			return out
+		}
+		got := eventsUntil(t, cfg, all, func(m map[string]*execution.Execution) bool { return len(triggered(m)) > 0 })
+		if d := triggered(got); len(d) != 1 || d[0].State != execution.Success || fmt.Sprint(d[0].TaskRuns[0].Outputs["value"]) != "after "+ids["two"] {
+			t.Errorf("downstream executions %+v, want one SUCCESS echoing the upstream id", d)
+		}
 
 		checks := []struct {
 			name, state, task, output string
