@@ -101,10 +101,13 @@ $(GOLANGCI_LINT):
 	@GO=$(GO) scripts/install-go-tools.sh $(GOLANGCI_LINT_DIR) \
 		github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
-# CONFORMANCE_FLAGS go to the checker: -strict-exec makes execution failures fail the
-# target, -exec=false skips running the flows (see scripts/conformance/main.go).
+# The checker validates the flows (phase 1), runs them with `kite flow test` (phase 2,
+# bin/conformance.json) and through the API of a `kite server standalone` it starts
+# (phase 3, -server auto: bin/conformance-server.json and .log). CONFORMANCE_FLAGS go
+# to it after -server auto: -strict-exec makes execution failures fail the target,
+# -exec=false skips phase 2, -server= skips phase 3 (see scripts/conformance/main.go).
 conformance: ## validate and run the Kestra corpus in ../shared/conformance (skips when absent)
-	@CONFORMANCE_DIR=$(CONFORMANCE_DIR) GO=$(GO) MAKE=$(MAKE) scripts/conformance.sh $(CONFORMANCE_FLAGS)
+	@CONFORMANCE_DIR=$(CONFORMANCE_DIR) GO=$(GO) MAKE=$(MAKE) scripts/conformance.sh -server auto $(CONFORMANCE_FLAGS)
 
 fuzz: ## run each Fuzz* test for FUZZTIME (default 30s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh

@@ -1,5 +1,5 @@
 // Command conformance checks Kite against the Kestra conformance corpus
-// (../shared/conformance/kestra, see its README), in two phases.
+// (../shared/conformance/kestra, see its README), in three phases.
 //
 // Phase 1, validation: `kite flow validate` on every flow. A `class: core` flow
 // must validate (exit 0). A `class: other` flow must validate or be rejected
@@ -15,6 +15,17 @@
 // cannot show; they make the exit status 1 only with -strict-exec. The JSON
 // report goes to -report. -exec=false skips the phase, and it skips itself
 // when bin/kite has no `flow test` command yet.
+//
+// Phase 3, the server (server.go, serverrun.go, convert.go), with -server:
+// the same runs through the gRPC API of `kite server standalone` (-server
+// auto starts one from the -kite binary, on free ports and a temporary data
+// dir, and stops it at the end; -server host:port uses a running one). Every
+// flow file is applied with FlowService.Apply, each run is created with
+// ExecutionService.Create, followed with Watch until it settles as `kite flow
+// test` would, read with Get (its subflow executions too) and compared with
+// the same expectations. Failures are printed, then the runs whose verdict
+// differs from phase 2's; they make the exit status 1 only with
+// -strict-exec. The JSON report goes to -server-report.
 //
 // It is run by `make conformance` (scripts/conformance.sh); it will give way to
 // a kite command once kite can run the corpus itself.
@@ -65,10 +76,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	kite := flags.String("kite", "bin/kite", "kite binary")
 	timeout := flags.Duration("timeout", time.Minute, "time limit for one `kite flow validate`")
 	runExec := flags.Bool("exec", true, "phase 2: run the core flows with `kite flow test` and compare the executions")
-	strictExec := flags.Bool("strict-exec", false, "make phase 2 failures fail the run (exit 1)")
-	execTimeout := flags.Duration("exec-timeout", time.Minute, "--timeout given to `kite flow test`")
-	workers := flags.Int("workers", 2, "`kite flow test` runs at a time")
+	strictExec := flags.Bool("strict-exec", false, "make phase 2 and 3 failures fail the run (exit 1)")
+	execTimeout := flags.Duration("exec-timeout", time.Minute, "--timeout given to `kite flow test`, and the time phase 3 gives one execution to settle")
+	workers := flags.Int("workers", 2, "runs at a time, in phase 2 and in phase 3")
 	reportPath := flags.String("report", "bin/conformance.json", "where phase 2 writes its JSON report (empty: nowhere)")
+	server := flags.String("server", "", "phase 3: run the core flows through the gRPC API of a server: auto (start `kite server standalone` from -kite) or host:port (empty: skip the phase)")
+	serverReport := flags.String("server-report", "bin/conformance-server.json", "where phase 3 writes its JSON report, and with -server auto the server's log beside it as .log (empty: nowhere)")
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
@@ -78,8 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conformance:", err)
 		return 2
 	}
+	var flowTest []execResult // phase 2's, to compare phase 3's with
 	if *runExec {
-		execOK, err := execCorpus(ctx, stdout, execOptions{
+		results, execOK, err := execCorpus(ctx, stdout, execOptions{
 			Dir:     *dir,
 			Kite:    *kite,
 			Timeout: *execTimeout,
@@ -91,6 +105,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		if *strictExec && !execOK {
+			ok = false
+		}
+		flowTest = results
+	}
+	if *server != "" {
+		serverOK, err := serverCorpus(ctx, stdout, serverOptions{
+			Dir:      *dir,
+			Kite:     *kite,
+			Server:   *server,
+			Timeout:  *execTimeout,
+			Workers:  *workers,
+			Report:   *serverReport,
+			FlowTest: flowTest,
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "conformance:", err)
+			return 2
+		}
+		if *strictExec && !serverOK {
 			ok = false
 		}
 	}

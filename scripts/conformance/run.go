@@ -72,6 +72,7 @@ type execCase struct {
 	InputsMode string
 	Generated  map[string]generatedInput
 	Env        map[string]string
+	Labels     map[string]any // start_labels: the labels the test creates the execution with
 	Expect     map[string]any
 	NotChecked []string // fields of the entry that no run can check
 	Options    checkOptions
@@ -105,19 +106,32 @@ type execOptions struct {
 	Report  string // JSON report path; empty for none
 }
 
-// execCorpus is phase 2. It returns false when a run failed; an error only
-// when the corpus cannot be read.
-func execCorpus(ctx context.Context, w io.Writer, opts execOptions) (bool, error) {
+// execCorpus is phase 2. It returns the results (nil when the phase skipped
+// itself) and false when a run failed; an error only when the corpus cannot be
+// read.
+func execCorpus(ctx context.Context, w io.Writer, opts execOptions) ([]execResult, bool, error) {
 	if why := flowTestMissing(ctx, opts.Kite); why != "" {
 		fmt.Fprintf(w, "execution: skipped, %s\n", why)
-		return true, writeReport(opts.Report, execReport{Skipped: why, Flows: []execResult{}})
+		return nil, true, writeReport(opts.Report, execReport{Skipped: why, Flows: []execResult{}})
 	}
 	cases, err := loadCases(opts.Dir)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
-	results := runCases(ctx, opts, cases)
+	results := runCases(ctx, opts.Workers, cases, func(ctx context.Context, c execCase) execResult {
+		return runCase(ctx, opts, c)
+	})
+	report := summarise(w, "execution", results)
+	if err := writeReport(opts.Report, report); err != nil {
+		return nil, false, err
+	}
+	return results, report.Passed == report.Total, nil
+}
 
+// summarise prints the skipped and failed runs of a phase, then its summary
+// lines, each starting with phase ("execution: 80/81 passed (99%)"), and
+// returns the report of the results.
+func summarise(w io.Writer, phase string, results []execResult) execReport {
 	report := execReport{Flows: results}
 	if report.Flows == nil {
 		report.Flows = []execResult{}
@@ -144,7 +158,7 @@ func execCorpus(ctx context.Context, w io.Writer, opts execOptions) (bool, error
 	if report.Total > 0 {
 		pct = 100 * float64(report.Passed) / float64(report.Total)
 	}
-	fmt.Fprintf(w, "execution: %d/%d passed (%.0f%%)", report.Passed, report.Total, pct)
+	fmt.Fprintf(w, "%s: %d/%d passed (%.0f%%)", phase, report.Passed, report.Total, pct)
 	if skipped > 0 {
 		fmt.Fprintf(w, ", %d skipped", skipped)
 	}
@@ -160,12 +174,9 @@ func execCorpus(ctx context.Context, w io.Writer, opts execOptions) (bool, error
 		for i, f := range fields {
 			parts[i] = fmt.Sprintf("%s (%d)", f, notChecked[f])
 		}
-		fmt.Fprintf(w, "execution: not checked: %s\n", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "%s: not checked: %s\n", phase, strings.Join(parts, ", "))
 	}
-	if err := writeReport(opts.Report, report); err != nil {
-		return false, err
-	}
-	return report.Passed == report.Total, nil
+	return report
 }
 
 func (r execResult) label() string {
@@ -260,6 +271,7 @@ func loadCases(dir string) ([]execCase, error) {
 // finish sets what checking a case needs and whether it can run at all.
 func finish(c execCase, base string, startLabels map[string]any, forEach map[string]bool) execCase {
 	c.Options = checkOptions{forEach: forEach, ignoredOutputs: ignoredOutputs[base]}
+	c.Labels = startLabels
 	if len(startLabels) > 0 {
 		c.Options.labelsNotPassed = "start_labels"
 		c.NotChecked = append(c.NotChecked, "start_labels")
@@ -319,15 +331,16 @@ func forEachTasks(file string) (map[string]bool, error) {
 	return ids, nil
 }
 
-// runCases runs the cases on opts.Workers workers; results are in case order.
-func runCases(ctx context.Context, opts execOptions, cases []execCase) []execResult {
+// runCases runs the cases with run on workers goroutines; results are in
+// case order.
+func runCases(ctx context.Context, workers int, cases []execCase, run func(context.Context, execCase) execResult) []execResult {
 	results := make([]execResult, len(cases))
 	todo := make(chan int)
 	var wg sync.WaitGroup
-	for range max(opts.Workers, 1) {
+	for range max(workers, 1) {
 		wg.Go(func() {
 			for i := range todo {
-				results[i] = runCase(ctx, opts, cases[i])
+				results[i] = run(ctx, cases[i])
 			}
 		})
 	}
@@ -341,18 +354,8 @@ func runCases(ctx context.Context, opts execOptions, cases []execCase) []execRes
 
 // runCase runs `kite flow test` for one case and compares the execution.
 func runCase(ctx context.Context, opts execOptions, c execCase) execResult {
-	r := execResult{File: c.Flow, Scenario: c.Scenario, Name: c.Name, Reasons: []string{}, NotChecked: slices.Clone(c.NotChecked)}
-	if r.NotChecked == nil {
-		r.NotChecked = []string{}
-	}
-	for f := range c.Expect {
-		if !slices.Contains(checkedFields, f) && c.Skip != "" {
-			r.NotChecked = append(r.NotChecked, f)
-		}
-	}
-	if c.Skip != "" {
-		r.Skipped = c.Skip
-		slices.Sort(r.NotChecked)
+	r := newResult(c)
+	if r.Skipped != "" {
 		return r
 	}
 
@@ -425,6 +428,25 @@ func runCase(ctx context.Context, opts execOptions, c execCase) execResult {
 	return r
 }
 
+// newResult starts the result of a case; it is complete when the case is
+// skipped (r.Skipped set).
+func newResult(c execCase) execResult {
+	r := execResult{File: c.Flow, Scenario: c.Scenario, Name: c.Name, Reasons: []string{}, NotChecked: slices.Clone(c.NotChecked)}
+	if r.NotChecked == nil {
+		r.NotChecked = []string{}
+	}
+	for f := range c.Expect {
+		if !slices.Contains(checkedFields, f) && c.Skip != "" {
+			r.NotChecked = append(r.NotChecked, f)
+		}
+	}
+	if c.Skip != "" {
+		r.Skipped = c.Skip
+		slices.Sort(r.NotChecked)
+	}
+	return r
+}
+
 // exitCodes are the exit statuses `kite flow test` gives each final state.
 var exitCodes = map[string]int{
 	"SUCCESS": 0, "WARNING": 0,
@@ -488,7 +510,7 @@ func inputValue(v any) (string, error) {
 	return string(b), nil
 }
 
-func writeReport(path string, report execReport) error {
+func writeReport(path string, report any) error {
 	if path == "" {
 		return nil
 	}
