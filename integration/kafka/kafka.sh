@@ -156,6 +156,13 @@ EOF
 	deadline=$((SECONDS + READY_TIMEOUT))
 	until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
 		if ! kill -0 "$pid" 2>/dev/null; then
+			# Another process took one of the free ports between the check and the
+			# bind (a second Kafka starting at the same time): try new ports.
+			if grep -qs "Address already in use" "$dir/stdout.log" "$dir/server.log" &&
+				((${KITE_KAFKA_START_TRIES:-0} < 3)); then
+				log "a port was taken while Kafka started; starting again on other ports"
+				KITE_KAFKA_START_TRIES=$((${KITE_KAFKA_START_TRIES:-0} + 1)) exec "$0" start "${1:-}"
+			fi
 			tail -n 40 "$dir/stdout.log" "$dir/server.log" >&2 2>/dev/null || true
 			die "Kafka exited while starting (logs in $dir)"
 		fi
