@@ -102,6 +102,15 @@ func (t *topics) stableEnd(ctx context.Context, topic string, p int32) (int64, e
 	return pickOffset(listed, err, topic, p, "listing the stable end offset")
 }
 
+// highWatermark returns the end of partition p, transactions still open
+// included: a read_committed reader gets there once they have ended.
+func (t *topics) highWatermark(ctx context.Context, topic string, p int32) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	listed, err := t.admin.ListEndOffsets(ctx, topic)
+	return pickOffset(listed, err, topic, p, "listing the end offset")
+}
+
 // startOf returns the offset to read the records of execution id from: the
 // first at or after its creation time (less idTimeSlack), or the partition's
 // start when the id carries no time.

@@ -35,7 +35,7 @@ type logBatch struct {
 // the filters. At the same time it follows the execution's events; once the
 // execution is terminal it keeps reading for Config.TailGrace after the end
 // (lines logged just before the end may reach the topic late), then up to
-// the partition's stable end at that moment, and ends.
+// the partition's high watermark at that moment, and ends.
 func (l *logService) Tail(req *kitev1.LogServiceTailRequest, stream grpc.ServerStreamingServer[kitev1.LogServiceTailResponse]) error {
 	s := l.s
 	id := req.GetExecutionId()
@@ -143,8 +143,12 @@ func (s *Server) tail(ctx context.Context, req *kitev1.LogServiceTailRequest, se
 			timer = time.NewTimer(time.Until(at.Add(s.cfg.TailGrace)))
 			grace = timer.C
 		case <-grace:
+			// Up to the high watermark, not the stable end: the execution's last
+			// lines may sit in a transaction committed with its end whose markers
+			// have not reached this partition yet; the reader passes them once
+			// they have.
 			grace = nil
-			if end, err = s.topics.stableEnd(ctx, topic, p); err != nil {
+			if end, err = s.topics.highWatermark(ctx, topic, p); err != nil {
 				return err
 			}
 		case err := <-followErr:
