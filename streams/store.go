@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -128,7 +129,8 @@ func (s *MemoryStore) Close() error {
 var boltBucket = []byte("kv")
 
 // BoltStore is a Store in a bbolt file, for state larger than memory. Each
-// Put and Delete is its own fsynced bbolt transaction.
+// Put and Delete is its own bbolt transaction (fsynced unless opened with
+// OpenBoltCache).
 type BoltStore struct {
 	db        *bolt.DB
 	closeOnce sync.Once
@@ -138,7 +140,24 @@ type BoltStore struct {
 // OpenBoltStore opens (creating if needed) the store in the file at path.
 // It fails after a second if another process holds the file.
 func OpenBoltStore(path string) (*BoltStore, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	return openBolt(path, &bolt.Options{Timeout: time.Second})
+}
+
+// OpenBoltCache opens an empty store in the file at path for state that an
+// App restores from its changelog: whatever the file held is dropped (the
+// restore replays the changelog from its start, so old keys whose
+// tombstones were compacted away would otherwise come back), and writes are
+// not fsynced (the changelog, not the file, is what survives a crash; an
+// fsync per key made the executor's store its bottleneck).
+func OpenBoltCache(path string) (*BoltStore, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("clearing state store %s: %w", path, err)
+	}
+	return openBolt(path, &bolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true})
+}
+
+func openBolt(path string, opts *bolt.Options) (*BoltStore, error) {
+	db, err := bolt.Open(path, 0o600, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening state store %s: %w", path, err)
 	}

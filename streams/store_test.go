@@ -30,6 +30,36 @@ func storeFactories() []storeFactory {
 			}
 			return open(), open
 		}},
+		{name: "bbolt-cache", open: func(t testing.TB) (Store, func() Store) {
+			s, err := OpenBoltCache(filepath.Join(t.TempDir(), "state.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s, nil
+		}},
+	}
+}
+
+// An App restores a cache store from its changelog's start: what the file
+// held before must be gone, or keys deleted meanwhile would come back.
+func TestBoltCacheStartsEmpty(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := OpenBoltCache(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "a", "1")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenBoltCache(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	if _, ok, err := s.Get([]byte("a")); err != nil || ok {
+		t.Errorf("Get(a) after reopening = found %v, %v; want an empty store", ok, err)
 	}
 }
 

@@ -140,7 +140,11 @@ logger.state.level = warn
 EOF
 	local java=(java -cp "$LIBS/*" -Dlog4j2.configurationFile="$dir/log4j2.properties" -Djava.awt.headless=true)
 	# A cluster id is 16 random bytes in URL-safe base64 without padding.
-	cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+	# One starting with "-" would be read as an option by the storage tool.
+	cluster_id="-"
+	while [[ "$cluster_id" == -* ]]; do
+		cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+	done
 	"${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
 		>"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "formatting $dir failed"; }
 

@@ -137,7 +137,7 @@ func New(cfg Config, kafka streams.Config, flows FlowSource, logger *zap.Logger,
 			return nil, fmt.Errorf("executor state dir: %w", err)
 		}
 		appCfg.NewStore = func(p int32) (streams.Store, error) {
-			return streams.OpenBoltStore(filepath.Join(cfg.StateDir, fmt.Sprintf("partition-%d.db", p)))
+			return streams.OpenBoltCache(filepath.Join(cfg.StateDir, fmt.Sprintf("partition-%d.db", p)))
 		}
 	}
 	app, err := streams.NewApp(appCfg, proc, logger, clientOpts)
