@@ -6,6 +6,7 @@ package clustertest
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"strings"
@@ -79,8 +80,26 @@ func ensure(tb testing.TB, cfg streams.Config) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
 	defer cancel()
-	if err := streams.EnsureTopics(ctx, admin(tb, cfg), cfg); err != nil {
+	adm := admin(tb, cfg)
+	if err := streams.EnsureTopics(ctx, adm, cfg); err != nil {
 		tb.Fatalf("creating Kite's topics: %v", err)
+	}
+	// Topics just created may not have partition leaders yet: a role whose
+	// first offset listing fails would stop (in production it is restarted).
+	var names []string
+	for _, s := range streams.TopicSpecs() {
+		names = append(names, cfg.Topic(s.Base))
+	}
+	for {
+		ends, err := adm.ListCommittedOffsets(ctx, names...)
+		if err == nil && ends.Error() == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("the partitions of Kite's topics have no leader after 30s: %v", errors.Join(err, ends.Error()))
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

@@ -2,8 +2,6 @@ package flows
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -23,7 +20,7 @@ import (
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
 	"github.com/kiteflow/kite/core/tasks"
-	"github.com/kiteflow/kite/integration/kafkatest"
+	"github.com/kiteflow/kite/integration/clustertest"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
 	"github.com/kiteflow/kite/streams"
 )
@@ -36,63 +33,16 @@ const timeout = 30 * time.Second
 type env struct{ kafka streams.Config }
 
 // fakeEnv starts a kfake cluster with Kite's topics, as a server creates them.
-func fakeEnv(tb testing.TB) *env {
-	tb.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(c.Close)
-	cfg := streams.Defaults()
-	cfg.Brokers = c.ListenAddrs()
-	ctx, cancel := context.WithTimeout(tb.Context(), timeout)
-	defer cancel()
-	if err := streams.EnsureTopics(ctx, admin(tb, cfg), cfg); err != nil {
-		tb.Fatal(err)
-	}
-	return &env{kafka: cfg}
-}
+func fakeEnv(tb testing.TB) *env { return &env{kafka: clustertest.Fake(tb)} }
 
-// realEnv creates a compacted flows topic of the test's own (under a random
-// prefix) on the real broker, deleted when the test ends.
-func realEnv(tb testing.TB) *env {
-	tb.Helper()
-	cfg := streams.Defaults()
-	cfg.Brokers = kafkatest.Brokers(tb)
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	cfg.TopicPrefix = "kite-test-flows-" + hex.EncodeToString(b[:]) + "."
-	topic := cfg.Topic(streams.TopicFlows)
-	adm := admin(tb, cfg)
-	ctx, cancel := context.WithTimeout(tb.Context(), timeout)
-	defer cancel()
-	compact := streams.CleanupCompact
-	resp, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"cleanup.policy": &compact}, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		tb.Fatalf("creating topic %s: %v", topic, err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if _, err := adm.DeleteTopic(ctx, topic); err != nil {
-			tb.Errorf("deleting topic %s: %v", topic, err)
-		}
-	})
-	return &env{kafka: cfg}
-}
+// realEnv creates Kite's topics under a prefix of the test's own on the real
+// broker, deleted when the test ends.
+func realEnv(tb testing.TB) *env { return &env{kafka: clustertest.Real(tb)} }
 
 // eachBroker runs a test on kfake and on the real broker.
 func eachBroker(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Run("kfake", func(t *testing.T) { fn(t, fakeEnv(t)) })
 	t.Run("kafka", func(t *testing.T) { fn(t, realEnv(t)) })
-}
-
-func admin(tb testing.TB, cfg streams.Config) *kadm.Client {
-	tb.Helper()
-	return kadm.NewClient(client(tb, cfg))
 }
 
 func client(tb testing.TB, cfg streams.Config) *kgo.Client {

@@ -2,8 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"slices"
@@ -12,13 +10,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kiteflow/kite/integration/kafkatest"
+	"github.com/kiteflow/kite/integration/clustertest"
 	eventv1 "github.com/kiteflow/kite/proto/gen/kite/event/v1"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
 	"github.com/kiteflow/kite/streams"
@@ -32,58 +29,9 @@ const waitTimeout = 30 * time.Second
 // test starts (integration/kafkatest), under a prefix of the test's own.
 type newKafka func(tb testing.TB) streams.Config
 
-func fakeKafka(tb testing.TB) streams.Config {
-	tb.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(c.Close)
-	cfg := streams.Defaults()
-	cfg.Brokers, cfg.Partitions = c.ListenAddrs(), 3
-	ensureTopics(tb, cfg)
-	return cfg
-}
+func fakeKafka(tb testing.TB) streams.Config { return clustertest.Fake(tb) }
 
-func realKafka(tb testing.TB) streams.Config {
-	tb.Helper()
-	cfg := streams.Defaults()
-	cfg.Brokers, cfg.Partitions = kafkatest.Brokers(tb), 3
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	cfg.TopicPrefix = "kite-test-scheduler-" + hex.EncodeToString(b[:]) + "."
-	cfg.TransactionalIDPrefix = "kite-test-scheduler-" + hex.EncodeToString(b[:])
-	adm := ensureTopics(tb, cfg)
-	var names []string
-	for _, s := range streams.TopicSpecs() {
-		names = append(names, cfg.Topic(s.Base))
-	}
-	// Topics just created may not have their partition leaders yet; the
-	// scheduler fails (streams.App's restore) when it cannot list offsets.
-	waitFor(tb, "the topics' partition leaders", func() bool {
-		ends, err := adm.ListCommittedOffsets(tb.Context(), names...)
-		return err == nil && ends.Error() == nil
-	})
-	tb.Cleanup(func() {
-		// tb.Context is already canceled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := adm.DeleteTopics(ctx, names...); err != nil {
-			tb.Errorf("deleting topics: %v", err)
-		}
-	})
-	return cfg
-}
-
-func ensureTopics(tb testing.TB, cfg streams.Config) *kadm.Client {
-	tb.Helper()
-	cl := newClient(tb, cfg)
-	adm := kadm.NewClient(cl)
-	if err := streams.EnsureTopics(tb.Context(), adm, cfg); err != nil {
-		tb.Fatal(err)
-	}
-	return adm
-}
+func realKafka(tb testing.TB) streams.Config { return clustertest.Real(tb) }
 
 // eachBroker runs a test on kfake and on the real broker.
 func eachBroker(t *testing.T, fn func(t *testing.T, kafka newKafka)) {

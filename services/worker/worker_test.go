@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -22,7 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/kiteflow/kite/integration/kafkatest"
+	"github.com/kiteflow/kite/integration/clustertest"
 	eventv1 "github.com/kiteflow/kite/proto/gen/kite/event/v1"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
 	"github.com/kiteflow/kite/streams"
@@ -63,62 +61,11 @@ func eachBroker(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Run("kafka", func(t *testing.T) { fn(t, realEnv(t)) })
 }
 
-func fakeEnv(tb testing.TB) *env {
-	tb.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(c.Close)
-	cfg := streams.Defaults()
-	cfg.Brokers, cfg.Partitions = c.ListenAddrs(), 3
-	e := &env{kafka: cfg}
-	e.ensureTopics(tb)
-	return e
-}
+func fakeEnv(tb testing.TB) *env { return &env{kafka: clustertest.Fake(tb)} }
 
 // realEnv gives the test topics, group and transactional ids of its own on
 // the shared broker, and deletes the topics afterwards.
-func realEnv(tb testing.TB) *env {
-	tb.Helper()
-	cfg := streams.Defaults()
-	cfg.Brokers, cfg.Partitions = kafkatest.Brokers(tb), 3
-	prefix := "kite-test-worker-" + randomHex(4)
-	cfg.TopicPrefix, cfg.TransactionalIDPrefix = prefix+".", prefix
-	e := &env{kafka: cfg}
-	e.ensureTopics(tb)
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var names []string
-		for _, s := range streams.TopicSpecs() {
-			names = append(names, cfg.Topic(s.Base))
-		}
-		if _, err := e.admin(tb).DeleteTopics(ctx, names...); err != nil {
-			tb.Errorf("deleting the test's topics: %v", err)
-		}
-	})
-	return e
-}
-
-func (e *env) admin(tb testing.TB) *kadm.Client {
-	tb.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.Brokers...))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(cl.Close)
-	return kadm.NewClient(cl)
-}
-
-func (e *env) ensureTopics(tb testing.TB) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := streams.EnsureTopics(ctx, e.admin(tb), e.kafka); err != nil {
-		tb.Fatalf("creating the topics: %v", err)
-	}
-}
+func realEnv(tb testing.TB) *env { return &env{kafka: clustertest.Real(tb)} }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
