@@ -663,3 +663,43 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestReadersAreBounded: with one Kafka reader allowed, a Get waits while a
+// Watch holds it, answers RESOURCE_EXHAUSTED at its deadline, and works
+// once the Watch ended.
+func TestReadersAreBounded(t *testing.T) {
+	e := fakeEnv(t)
+	ex := startStandIn(t, e)
+	cfg := testConfig()
+	cfg.MaxKafkaReaders, cfg.ExecutionCacheSize = 1, 0
+	h := startServer(t, e, cfg, Deps{})
+	running := h.create(t, true)
+
+	watch, err := h.executions.Watch(testCtx(t), &kitev1.ExecutionServiceWatchRequest{ExecutionId: running.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Recv(); err != nil { // the Watch's reader is open
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err = h.executions.Get(short, &kitev1.ExecutionServiceGetRequest{ExecutionId: running.GetId()})
+	wantCode(t, "Get while the only reader is taken", err, codes.ResourceExhausted)
+
+	ex.finish(running.GetId())
+	for {
+		if _, err := watch.Recv(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("Watch: %v", err)
+		}
+	}
+	got, err := h.executions.Get(testCtx(t), &kitev1.ExecutionServiceGetRequest{ExecutionId: running.GetId()})
+	if err != nil {
+		t.Fatalf("Get once the Watch ended: %v", err)
+	}
+	if got.GetExecution().GetState() != kitev1.State_STATE_SUCCESS {
+		t.Errorf("state %s, want SUCCESS", got.GetExecution().GetState())
+	}
+}

@@ -17,6 +17,10 @@ type Config struct {
 	// HTTPAddr is where /metrics, /healthz and the webhooks listen, as
 	// host:port. Default "localhost:8080".
 	HTTPAddr string `yaml:"http_addr"`
+	// MaxKafkaReaders bounds the Get, Watch and Tail requests reading Kafka
+	// at once (each holds a Kafka client and its connections); more wait.
+	// Default 512.
+	MaxKafkaReaders int `yaml:"max_kafka_readers"`
 	// MaxRecvBytes caps one received gRPC message. Default 4 MiB, which
 	// holds a CreateWithFiles chunk of 1 MiB with room to spare.
 	MaxRecvBytes int `yaml:"max_recv_bytes"`
@@ -53,6 +57,7 @@ func Defaults() Config {
 		GRPCAddr:            "localhost:7777",
 		HTTPAddr:            "localhost:8080",
 		MaxRecvBytes:        4 << 20,
+		MaxKafkaReaders:     512,
 		CreateWait:          30 * time.Second,
 		WatchNotFoundWait:   10 * time.Second,
 		TailGrace:           250 * time.Millisecond,
@@ -73,6 +78,9 @@ func (c Config) Validate() error {
 		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" {
 			bad(a.field, "%q is not host:port (e.g. localhost:7777, or :7777 for every interface)", a.addr)
 		}
+	}
+	if c.MaxKafkaReaders < 1 {
+		bad("max_kafka_readers", "must be at least 1, got %d", c.MaxKafkaReaders)
 	}
 	if c.MaxRecvBytes < 1<<20+1024 {
 		bad("max_recv_bytes", "must be at least 1049600 (a 1 MiB file chunk and its envelope), got %d", c.MaxRecvBytes)

@@ -92,7 +92,7 @@ func (s *Server) load(ctx context.Context, id string) (cacheEntry, error) {
 	}
 	next := from
 	if from < end {
-		rd, err := s.topics.newReader(topic, p, from)
+		rd, err := s.topics.newReader(ctx, topic, p, from)
 		if err != nil {
 			return cacheEntry{}, err
 		}
@@ -126,7 +126,7 @@ func (s *Server) load(ctx context.Context, id string) (cacheEntry, error) {
 // as the records read by then go; it puts it in the cache, so that a Get
 // that follows continues from there.
 func (s *Server) waitCreated(ctx context.Context, id string, p int32, from int64) (cacheEntry, error) {
-	rd, err := s.topics.newReader(s.topics.cfg.Topic(streams.TopicExecutionEvents), p, from)
+	rd, err := s.topics.newReader(ctx, s.topics.cfg.Topic(streams.TopicExecutionEvents), p, from)
 	if err != nil {
 		return cacheEntry{}, err
 	}
@@ -190,7 +190,7 @@ func (s *Server) follow(ctx context.Context, id string, fromSeq int64, notFoundW
 		return nil
 	}
 
-	rd, err := s.topics.newReader(topic, p, from)
+	rd, err := s.topics.newReader(ctx, topic, p, from)
 	if err != nil {
 		return err
 	}

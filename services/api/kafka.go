@@ -48,7 +48,16 @@ type topics struct {
 
 	mu     sync.Mutex
 	counts map[string]int // topic → partition count
+
+	// readers bounds the readers open at once: each is a Kafka client with
+	// its own connections, and without a bound a burst of requests ran the
+	// process out of file descriptors (and the embedded broker's listener
+	// with it). A request waits for a slot as long as its context allows.
+	readers chan struct{}
 }
+
+// errBusy says every reader slot stayed taken until the request's deadline.
+var errBusy = errors.New("too many Get, Watch and Tail requests are reading Kafka at once")
 
 // partitionOf returns the partition of topic that holds key: franz-go's
 // default partitioner (murmur2 of the key, as Kafka's), which every writer of
@@ -175,10 +184,38 @@ type reader struct {
 	// next is the offset after the last record read, control records
 	// included: every record below it was seen.
 	next int64
+	// release gives the reader's slot back (topics.readers).
+	release func()
 }
 
 // newReader starts a reader of topic[p] at offset from.
-func (t *topics) newReader(topic string, p int32, from int64) (*reader, error) {
+func (t *topics) newReader(ctx context.Context, topic string, p int32, from int64) (*reader, error) {
+	// Give up a little before the request's deadline, so that the client
+	// hears why rather than its own deadline.
+	wait := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithDeadline(ctx, dl.Add(-100*time.Millisecond))
+		defer cancel()
+	}
+	select {
+	case t.readers <- struct{}{}:
+	case <-wait.Done():
+		if err := ctx.Err(); err != nil {
+			return nil, err // the request itself ended (cancelled, shutting down)
+		}
+		return nil, fmt.Errorf("%w (%d); retry later", errBusy, cap(t.readers))
+	}
+	rd, err := t.openReader(topic, p, from)
+	if err != nil {
+		<-t.readers
+		return nil, err
+	}
+	rd.release = func() { <-t.readers }
+	return rd, nil
+}
+
+func (t *topics) openReader(topic string, p int32, from int64) (*reader, error) {
 	opts := append([]kgo.Opt{}, t.opts...)
 	opts = append(opts,
 		kgo.ClientID(t.cfg.ClientID+"-api-reader"),
@@ -250,4 +287,9 @@ func (r *reader) readTo(ctx context.Context, end int64, fn func(*kgo.Record) err
 	return nil
 }
 
-func (r *reader) close() { r.client.Close() }
+func (r *reader) close() {
+	r.client.Close()
+	if r.release != nil {
+		r.release()
+	}
+}

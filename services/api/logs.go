@@ -65,7 +65,7 @@ func (s *Server) tail(ctx context.Context, req *kitev1.LogServiceTailRequest, se
 	if err != nil {
 		return err
 	}
-	rd, err := s.topics.newReader(topic, p, from)
+	rd, err := s.topics.newReader(ctx, topic, p, from)
 	if err != nil {
 		return err
 	}

@@ -142,6 +142,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Server, error) {
 		topics: &topics{
 			cfg: deps.Kafka, opts: deps.KafkaOpts, client: client, admin: kadm.NewClient(client),
 			timeout: cfg.KafkaTimeout, logger: logger, counts: map[string]int{},
+			readers: make(chan struct{}, cfg.MaxKafkaReaders),
 		},
 		cache:     newExecutionCache(cfg.ExecutionCacheSize),
 		engine:    expr.Default,

@@ -26,6 +26,9 @@ func (s *Server) status(ctx context.Context, err error) error {
 	if st, ok := status.FromError(err); ok {
 		return st.Err()
 	}
+	if errors.Is(err, errBusy) {
+		return status.Error(codes.ResourceExhausted, err.Error())
+	}
 	if ctx.Err() != nil {
 		if errors.Is(context.Cause(ctx), errShuttingDown) {
 			return status.Error(codes.Unavailable, "the API server is shutting down; retry against another one (Watch: resume with from_sequence one past the last seq received)")
