@@ -12,10 +12,22 @@ import (
 )
 
 // InputError lists every input that failed, each with its rule.
-type InputError struct{ Problems []string }
+type InputError struct{ Problems []InputProblem }
+
+// InputProblem is what is wrong with one input.
+type InputProblem struct {
+	Input   string // the input's id
+	Message string
+}
+
+func (p InputProblem) String() string { return p.Input + ": " + p.Message }
 
 func (e *InputError) Error() string {
-	return "invalid inputs: " + strings.Join(e.Problems, "; ")
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.String()
+	}
+	return "invalid inputs: " + strings.Join(parts, "; ")
 }
 
 // ResolveInputs validates the inputs given to a new execution of f against
@@ -37,16 +49,17 @@ func ResolveInputs(f *flow.Flow, given map[string]any, engine *expr.Engine) (map
 	}
 	sort.Strings(extra)
 	out, err := resolveInputs(f.Inputs, given, engine, flowVars(f), false)
-	var ie *InputError
-	if len(extra) > 0 {
-		msg := fmt.Sprintf("%s: not an input of flow %s.%s", strings.Join(extra, ", "), f.Namespace, f.ID)
-		if errors.As(err, &ie) {
-			ie.Problems = append(ie.Problems, msg)
-		} else {
-			err = &InputError{Problems: []string{msg}}
-		}
+	if len(extra) == 0 {
+		return out, err
 	}
-	return out, err
+	ie := &InputError{}
+	if !errors.As(err, &ie) {
+		ie = &InputError{}
+	}
+	for _, id := range extra {
+		ie.Problems = append(ie.Problems, InputProblem{id, fmt.Sprintf("not an input of flow %s.%s", f.Namespace, f.ID)})
+	}
+	return nil, ie
 }
 
 // RawInputs hands the given values to the execution as they are, without
@@ -74,7 +87,7 @@ func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engin
 		engine = expr.Default
 	}
 	out := map[string]any{}
-	var problems []string
+	var problems []InputProblem
 	for _, in := range decls {
 		v, ok := given[in.ID]
 		if raw && ok {
@@ -86,7 +99,7 @@ func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engin
 				switch {
 				case raw: // left out, as Kestra's tests leave it
 				case in.Required:
-					problems = append(problems, fmt.Sprintf("%s: required, and no value was given (type %s)", in.ID, in.Type))
+					problems = append(problems, InputProblem{in.ID, fmt.Sprintf("required, and no value was given (type %s)", in.Type)})
 				default:
 					out[in.ID] = nil
 				}
@@ -100,7 +113,7 @@ func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engin
 				}
 				rendered, err := renderDefault(engine, v, vars)
 				if err != nil {
-					problems = append(problems, fmt.Sprintf("%s: default: %v", in.ID, err))
+					problems = append(problems, InputProblem{in.ID, fmt.Sprintf("default: %v", err)})
 					continue
 				}
 				v = rendered
@@ -108,7 +121,7 @@ func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engin
 		}
 		typed, err := in.Coerce(v)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", in.ID, err))
+			problems = append(problems, InputProblem{in.ID, err.Error()})
 			continue
 		}
 		out[in.ID] = typed

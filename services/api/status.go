@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/kiteflow/kite/core/execution"
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/services/rpcstatus"
 )
 
 // status turns an error of a request into the gRPC status the client gets.
@@ -55,33 +55,14 @@ func (s *Server) status(ctx context.Context, err error) error {
 // google.rpc.BadRequest that has one field violation per input (field: the
 // input's id).
 func inputsStatus(ie *execution.InputError) error {
-	br := &errdetails.BadRequest{}
-	for _, p := range ie.Problems {
-		// Problems read "id: what is wrong", or "id1, id2: not an input of
-		// flow ns.id" for undeclared inputs (core/execution.ResolveInputs).
-		ids, what, ok := strings.Cut(p, ": ")
-		if !ok {
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: "inputs", Description: p})
-			continue
-		}
-		for id := range strings.SplitSeq(ids, ", ") {
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: id, Description: what})
-		}
+	vs := make([]*errdetails.BadRequest_FieldViolation, len(ie.Problems))
+	for i, p := range ie.Problems {
+		vs[i] = rpcstatus.Violation(p.Input, p.Message)
 	}
-	st, err := status.New(codes.InvalidArgument, ie.Error()).WithDetails(br)
-	if err != nil {
-		return status.Error(codes.InvalidArgument, ie.Error())
-	}
-	return st.Err()
+	return rpcstatus.BadRequest(ie.Error(), vs...)
 }
 
 // invalidArgument is INVALID_ARGUMENT for one field of a request.
 func invalidArgument(field, description string) error {
-	st, err := status.New(codes.InvalidArgument, field+": "+description).WithDetails(&errdetails.BadRequest{
-		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: description}},
-	})
-	if err != nil {
-		return status.Error(codes.InvalidArgument, field+": "+description)
-	}
-	return st.Err()
+	return rpcstatus.BadRequest(field+": "+description, rpcstatus.Violation(field, description))
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kiteflow/kite/services/rpcstatus"
+
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -60,13 +62,13 @@ func (s *Server) Validate(_ context.Context, req *kitev1.FlowServiceValidateRequ
 // Get returns the latest revision of a flow, or the one asked for.
 func (s *Server) Get(_ context.Context, req *kitev1.FlowServiceGetRequest) (*kitev1.FlowServiceGetResponse, error) {
 	var vs []*errdetails.BadRequest_FieldViolation
-	vs = append(vs, required("namespace", req.GetNamespace())...)
-	vs = append(vs, required("id", req.GetId())...)
+	vs = append(vs, rpcstatus.Required("namespace", req.GetNamespace())...)
+	vs = append(vs, rpcstatus.Required("id", req.GetId())...)
 	if req.Revision != nil && req.GetRevision() < 1 {
-		vs = append(vs, violation("revision", fmt.Sprintf("revisions count from 1, got %d; leave it unset for the latest", req.GetRevision())))
+		vs = append(vs, rpcstatus.Violation("revision", fmt.Sprintf("revisions count from 1, got %d; leave it unset for the latest", req.GetRevision())))
 	}
 	if len(vs) > 0 {
-		return nil, badRequest("invalid request", vs)
+		return nil, rpcstatus.BadRequest("invalid request", vs...)
 	}
 	pb, err := s.store.Get(req.GetNamespace(), req.GetId(), int(req.GetRevision()))
 	if err != nil {
@@ -83,10 +85,10 @@ func (s *Server) List(_ context.Context, req *kitev1.FlowServiceListRequest) (*k
 	size, vs := pageSize(req.GetPageSize())
 	after, err := decodeToken(req.GetPageToken())
 	if err != nil {
-		vs = append(vs, violation("page_token", err.Error()))
+		vs = append(vs, rpcstatus.Violation("page_token", err.Error()))
 	}
 	if len(vs) > 0 {
-		return nil, badRequest("invalid request", vs)
+		return nil, rpcstatus.BadRequest("invalid request", vs...)
 	}
 	all := s.store.List(req.GetNamespacePrefix())
 	start := 0
@@ -115,9 +117,9 @@ func compareFlow(f *kitev1.Flow, namespace, id string) int {
 
 // Delete deletes a flow.
 func (s *Server) Delete(ctx context.Context, req *kitev1.FlowServiceDeleteRequest) (*kitev1.FlowServiceDeleteResponse, error) {
-	vs := append(required("namespace", req.GetNamespace()), required("id", req.GetId())...)
+	vs := append(rpcstatus.Required("namespace", req.GetNamespace()), rpcstatus.Required("id", req.GetId())...)
 	if len(vs) > 0 {
-		return nil, badRequest("invalid request", vs)
+		return nil, rpcstatus.BadRequest("invalid request", vs...)
 	}
 	if err := s.store.Delete(ctx, req.GetNamespace(), req.GetId()); err != nil {
 		return nil, s.status(err)
@@ -129,19 +131,19 @@ func (s *Server) Delete(ctx context.Context, req *kitev1.FlowServiceDeleteReques
 // flows topic, oldest first: the topic is compacted, so older revisions go
 // away in time. The page token is the last revision of the previous page.
 func (s *Server) ListRevisions(_ context.Context, req *kitev1.FlowServiceListRevisionsRequest) (*kitev1.FlowServiceListRevisionsResponse, error) {
-	vs := append(required("namespace", req.GetNamespace()), required("id", req.GetId())...)
+	vs := append(rpcstatus.Required("namespace", req.GetNamespace()), rpcstatus.Required("id", req.GetId())...)
 	size, sizeVs := pageSize(req.GetPageSize())
 	vs = append(vs, sizeVs...)
 	after := 0
 	if tok, err := decodeToken(req.GetPageToken()); err != nil {
-		vs = append(vs, violation("page_token", err.Error()))
+		vs = append(vs, rpcstatus.Violation("page_token", err.Error()))
 	} else if tok != "" {
 		if after, err = strconv.Atoi(tok); err != nil {
-			vs = append(vs, violation("page_token", "not a page token of ListRevisions"))
+			vs = append(vs, rpcstatus.Violation("page_token", "not a page token of ListRevisions"))
 		}
 	}
 	if len(vs) > 0 {
-		return nil, badRequest("invalid request", vs)
+		return nil, rpcstatus.BadRequest("invalid request", vs...)
 	}
 	all, err := s.store.Revisions(req.GetNamespace(), req.GetId())
 	if err != nil {
@@ -195,40 +197,20 @@ func invalidFlow(diags flow.Diagnostics) error {
 		if d.Line > 0 {
 			desc = fmt.Sprintf("%d:%d: %s", d.Line, d.Column, d.Message)
 		}
-		vs[i] = violation(d.Path, desc)
+		vs[i] = rpcstatus.Violation(d.Path, desc)
 	}
 	what := "errors"
 	if len(errs) == 1 {
 		what = "error"
 	}
-	return badRequest(fmt.Sprintf("invalid flow, nothing stored: %d %s", len(errs), what), vs)
-}
-
-// badRequest is an INVALID_ARGUMENT carrying a google.rpc.BadRequest.
-func badRequest(msg string, vs []*errdetails.BadRequest_FieldViolation) error {
-	st := status.New(codes.InvalidArgument, msg)
-	if withDetails, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: vs}); err == nil {
-		st = withDetails
-	}
-	return st.Err()
-}
-
-func violation(field, desc string) *errdetails.BadRequest_FieldViolation {
-	return &errdetails.BadRequest_FieldViolation{Field: field, Description: desc}
-}
-
-func required(field, value string) []*errdetails.BadRequest_FieldViolation {
-	if value != "" {
-		return nil
-	}
-	return []*errdetails.BadRequest_FieldViolation{violation(field, "is required")}
+	return rpcstatus.BadRequest(fmt.Sprintf("invalid flow, nothing stored: %d %s", len(errs), what), vs...)
 }
 
 // pageSize applies the default and the cap to a requested page size.
 func pageSize(n int32) (int, []*errdetails.BadRequest_FieldViolation) {
 	switch {
 	case n < 0:
-		return 0, []*errdetails.BadRequest_FieldViolation{violation("page_size", fmt.Sprintf("must not be negative, got %d", n))}
+		return 0, []*errdetails.BadRequest_FieldViolation{rpcstatus.Violation("page_size", fmt.Sprintf("must not be negative, got %d", n))}
 	case n == 0:
 		return defaultPageSize, nil
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiteflow/kite/services/rpcstatus"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -101,7 +103,7 @@ func (s *TriggerService) List(ctx context.Context, req *kitev1.TriggerServiceLis
 	size := defaultPageSize
 	switch n := req.GetPageSize(); {
 	case n < 0:
-		vs = append(vs, violation("page_size", fmt.Sprintf("must not be negative, got %d", n)))
+		vs = append(vs, rpcstatus.Violation("page_size", fmt.Sprintf("must not be negative, got %d", n)))
 	case n > 0:
 		size = min(int(n), maxPageSize)
 	}
@@ -109,14 +111,14 @@ func (s *TriggerService) List(ctx context.Context, req *kitev1.TriggerServiceLis
 	if tok := req.GetPageToken(); tok != "" {
 		b, err := base64.RawURLEncoding.DecodeString(tok)
 		if after = strings.Split(string(b), "/"); err != nil || len(after) != 3 {
-			vs = append(vs, violation("page_token", "not a page token this server gave; pass next_page_token as it was returned"))
+			vs = append(vs, rpcstatus.Violation("page_token", "not a page token this server gave; pass next_page_token as it was returned"))
 		}
 	}
 	if req.GetFlowId() != "" && req.GetNamespacePrefix() == "" {
-		vs = append(vs, violation("namespace_prefix", "is required with flow_id: it is then the flow's namespace"))
+		vs = append(vs, rpcstatus.Violation("namespace_prefix", "is required with flow_id: it is then the flow's namespace"))
 	}
 	if len(vs) > 0 {
-		return nil, badRequest(vs)
+		return nil, invalidRequest(vs)
 	}
 	if err := s.view.sync(ctx); err != nil {
 		return nil, s.status(err)
@@ -171,14 +173,14 @@ func (s *TriggerService) Backfill(ctx context.Context, req *kitev1.TriggerServic
 	now := s.cfg.now()
 	var vs []*errdetails.BadRequest_FieldViolation
 	if req.GetStart() == nil {
-		vs = append(vs, violation("start", "is required: the first tick to backfill"))
+		vs = append(vs, rpcstatus.Violation("start", "is required: the first tick to backfill"))
 	} else if err := req.GetStart().CheckValid(); err != nil {
-		vs = append(vs, violation("start", err.Error()))
+		vs = append(vs, rpcstatus.Violation("start", err.Error()))
 	}
 	end := now
 	if req.GetEnd() != nil {
 		if err := req.GetEnd().CheckValid(); err != nil {
-			vs = append(vs, violation("end", err.Error()))
+			vs = append(vs, rpcstatus.Violation("end", err.Error()))
 		}
 		end = req.GetEnd().AsTime()
 	}
@@ -186,12 +188,12 @@ func (s *TriggerService) Backfill(ctx context.Context, req *kitev1.TriggerServic
 	switch {
 	case len(vs) > 0:
 	case !end.After(start):
-		vs = append(vs, violation("end", fmt.Sprintf("%s is not after start %s", end.Format(time.RFC3339), start.Format(time.RFC3339))))
+		vs = append(vs, rpcstatus.Violation("end", fmt.Sprintf("%s is not after start %s", end.Format(time.RFC3339), start.Format(time.RFC3339))))
 	case end.After(now):
-		vs = append(vs, violation("end", fmt.Sprintf("%s is in the future: the schedule itself creates the executions of the ticks to come; leave end unset for now", end.Format(time.RFC3339))))
+		vs = append(vs, rpcstatus.Violation("end", fmt.Sprintf("%s is in the future: the schedule itself creates the executions of the ticks to come; leave end unset for now", end.Format(time.RFC3339))))
 	}
 	if len(vs) > 0 {
-		return nil, badRequest(vs)
+		return nil, invalidRequest(vs)
 	}
 	cmd := &eventv1.BackfillTriggerCommand{Start: ts(start), End: ts(end), Inputs: req.GetInputs(), Labels: req.GetLabels()}
 	var first time.Time
@@ -226,7 +228,7 @@ func (s *TriggerService) Backfill(ctx context.Context, req *kitev1.TriggerServic
 // returns the trigger's state as read before.
 func (s *TriggerService) command(ctx context.Context, namespace, flowID, triggerID string, c *eventv1.TriggerCommand,
 	checks ...func(*eventv1.TriggerState) error) (*eventv1.TriggerState, error) {
-	vs := append(append(required("namespace", namespace), required("flow_id", flowID)...), required("trigger_id", triggerID)...)
+	vs := append(append(rpcstatus.Required("namespace", namespace), rpcstatus.Required("flow_id", flowID)...), rpcstatus.Required("trigger_id", triggerID)...)
 	if len(vs) > 0 {
 		return nil, &badRequestError{vs}
 	}
@@ -287,7 +289,7 @@ func (s *TriggerService) status(err error) error {
 	var br *badRequestError
 	switch {
 	case errors.As(err, &br):
-		return badRequest(br.violations)
+		return invalidRequest(br.violations)
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrInvalid):
@@ -306,6 +308,11 @@ func (s *TriggerService) status(err error) error {
 	return status.Error(codes.Internal, err.Error())
 }
 
+// invalidRequest is INVALID_ARGUMENT listing the violations.
+func invalidRequest(vs []*errdetails.BadRequest_FieldViolation) error {
+	return rpcstatus.BadRequest((&badRequestError{vs}).Error(), vs...)
+}
+
 // badRequestError carries the field violations of a request.
 type badRequestError struct {
 	violations []*errdetails.BadRequest_FieldViolation
@@ -317,24 +324,4 @@ func (e *badRequestError) Error() string {
 		parts[i] = v.GetField() + ": " + v.GetDescription()
 	}
 	return "invalid request: " + strings.Join(parts, "; ")
-}
-
-// badRequest is INVALID_ARGUMENT with a google.rpc.BadRequest detail.
-func badRequest(vs []*errdetails.BadRequest_FieldViolation) error {
-	st := status.New(codes.InvalidArgument, (&badRequestError{vs}).Error())
-	if withDetails, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: vs}); err == nil {
-		st = withDetails
-	}
-	return st.Err()
-}
-
-func violation(field, desc string) *errdetails.BadRequest_FieldViolation {
-	return &errdetails.BadRequest_FieldViolation{Field: field, Description: desc}
-}
-
-func required(field, value string) []*errdetails.BadRequest_FieldViolation {
-	if value != "" {
-		return nil
-	}
-	return []*errdetails.BadRequest_FieldViolation{violation(field, "is required")}
 }
