@@ -355,8 +355,8 @@ func newExecutionGetCmd(cf *clientFlags) *cobra.Command {
 outputs, then one row per task run (nested under its flowable parent) with its
 state, start, duration, attempts, and outputs or error. Times are local.
 --output json or yaml prints the whole execution, task runs' histories included.`,
-		Example: `  kite execution get 4bTlq2SFiVzLh5Zq1xJ7dB
-  kite execution get 4bTlq2SFiVzLh5Zq1xJ7dB -o json | jq '.taskRuns[] | {taskId, state}'`,
+		Example: `  kite execution get 01M80SCHM88R6E4WXZJ1WV4
+  kite execution get 01M80SCHM88R6E4WXZJ1WV4 -o json | jq '.taskRuns[] | {taskId, state}'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.dial()
@@ -392,8 +392,8 @@ as they happen, until the execution ends (at once when it has ended already):
 With --output json or yaml, each event is a document (JSON: one per line).
 
 ` + runExitStatus,
-		Example: `  kite execution watch 4bTlq2SFiVzLh5Zq1xJ7dB
-  kite execution watch 4bTlq2SFiVzLh5Zq1xJ7dB -o json | jq -c 'select(.type == "EVENT_TYPE_TASK_RUN_STATE")'`,
+		Example: `  kite execution watch 01M80SCHM88R6E4WXZJ1WV4
+  kite execution watch 01M80SCHM88R6E4WXZJ1WV4 -o json | jq -c 'select(.type == "EVENT_TYPE_TASK_RUN_STATE")'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.dial()
@@ -439,7 +439,7 @@ func newExecutionKillCmd(cf *clientFlags) *cobra.Command {
 		Long: `Kill an execution: its running task runs are stopped, then it ends KILLED, and so do
 the subflow executions it started. The command returns once the server accepted the
 kill; kite execution watch ID shows its effect.`,
-		Example: `  kite execution kill 4bTlq2SFiVzLh5Zq1xJ7dB`,
+		Example: `  kite execution kill 01M80SCHM88R6E4WXZJ1WV4`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return executionCommand(cmd, cf, func(ctx context.Context, c *apiClient) (proto.Message, string, error) {
@@ -458,8 +458,8 @@ func newExecutionResumeCmd(cf *clientFlags) *cobra.Command {
 		Long: `Resume a PAUSED execution. --input key=value gives the inputs its Pause task asks
 for (onResume), as text the server reads by their declared types. The command returns
 once the server accepted the resume; kite execution watch ID shows its effect.`,
-		Example: `  kite execution resume 4bTlq2SFiVzLh5Zq1xJ7dB
-  kite execution resume 4bTlq2SFiVzLh5Zq1xJ7dB --input approved=true --input reason="looks good"`,
+		Example: `  kite execution resume 01M80SCHM88R6E4WXZJ1WV4
+  kite execution resume 01M80SCHM88R6E4WXZJ1WV4 --input approved=true --input reason="looks good"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kvs, err := keyValues("input", inputs)
@@ -494,8 +494,8 @@ func newExecutionRestartCmd(cf *clientFlags) *cobra.Command {
 execution (state RESTARTED), with its own flow revision or the one --revision names.
 The command returns once the server accepted the restart; kite execution watch ID
 shows its effect.`,
-		Example: `  kite execution restart 4bTlq2SFiVzLh5Zq1xJ7dB
-  kite execution restart 4bTlq2SFiVzLh5Zq1xJ7dB --revision 4`,
+		Example: `  kite execution restart 01M80SCHM88R6E4WXZJ1WV4
+  kite execution restart 01M80SCHM88R6E4WXZJ1WV4 --revision 4`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &kitev1.ExecutionServiceRestartRequest{ExecutionId: args[0]}
@@ -523,9 +523,9 @@ func newExecutionReplayCmd(cf *clientFlags) *cobra.Command {
 		Long: `Replay an ended execution: a new execution copies it up to a task run (--task-run,
 an id from kite execution get ID -o json) and runs again from there; from the start
 without --task-run. Prints the new execution's id.`,
-		Example: `  kite execution replay 4bTlq2SFiVzLh5Zq1xJ7dB
-  kite execution replay 4bTlq2SFiVzLh5Zq1xJ7dB --task-run 2kJx0pZb3Qm9xYf1Rv7sTd
-  kite execution watch "$(kite execution replay 4bTlq2SFiVzLh5Zq1xJ7dB)"`,
+		Example: `  kite execution replay 01M80SCHM88R6E4WXZJ1WV4
+  kite execution replay 01M80SCHM88R6E4WXZJ1WV4 --task-run 2kJx0pZb3Qm9xYf1Rv7sTd
+  kite execution watch "$(kite execution replay 01M80SCHM88R6E4WXZJ1WV4)"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &kitev1.ExecutionServiceReplayRequest{ExecutionId: args[0], TaskRunId: taskRun}

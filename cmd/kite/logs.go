@@ -34,9 +34,9 @@ Lines read as in kite flow test, in local time:
 --task keeps the lines of one task (every run of it); --level those of a level and
 above: TRACE, DEBUG, INFO, WARN or ERROR. With --output json or yaml each line is a
 document (JSON: one per line).`,
-		Example: `  kite logs tail --execution 4bTlq2SFiVzLh5Zq1xJ7dB
-  kite logs tail --execution 4bTlq2SFiVzLh5Zq1xJ7dB --task greet --level WARN
-  kite logs tail --execution 4bTlq2SFiVzLh5Zq1xJ7dB -o json | jq -r .message`,
+		Example: `  kite logs tail --execution 01M80SCHM88R6E4WXZJ1WV4
+  kite logs tail --execution 01M80SCHM88R6E4WXZJ1WV4 --task greet --level WARN
+  kite logs tail --execution 01M80SCHM88R6E4WXZJ1WV4 -o json | jq -r .message`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			minLevel, err := parseLogLevel(level)

@@ -6,7 +6,6 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -22,12 +21,10 @@ import (
 
 // FlowSource finds the flows subflows start.
 type FlowSource interface {
-	// Flow returns the flow; revision 0 means the latest.
+	// Flow returns the flow; revision 0 means the latest. The error wraps
+	// flow.ErrNotFound when there is none.
 	Flow(namespace, id string, revision int) (*flow.Flow, error)
 }
-
-// ErrFlowNotFound is returned by FlowSource implementations.
-var ErrFlowNotFound = errors.New("flow not found")
 
 // LogLine is one log line of an execution.
 type LogLine struct {
@@ -523,7 +520,7 @@ func (d *DirFlows) Add(f *flow.Flow) {
 func (d *DirFlows) Flow(namespace, id string, _ int) (*flow.Flow, error) {
 	f, ok := d.flows[namespace+"/"+id]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s.%s", ErrFlowNotFound, namespace, id)
+		return nil, fmt.Errorf("flow %s.%s: %w", namespace, id, flow.ErrNotFound)
 	}
 	return f, nil
 }
