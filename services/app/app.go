@@ -61,7 +61,7 @@ const (
 // state is in Kafka, so a new instance resumes where the last commit left.
 type module struct {
 	deps    []string
-	init    func(a *App) (service, error)
+	init    func(a *App, ctx context.Context) (service, error)
 	restart bool
 }
 
@@ -172,7 +172,7 @@ func (a *App) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return stopAll()
 		}
-		svc, err := modules[name].init(a)
+		svc, err := modules[name].init(a, ctx)
 		if err != nil {
 			return errors.Join(fmt.Errorf("starting %s: %w", name, err), stopAll())
 		}
@@ -232,7 +232,7 @@ func (a *App) supervise(ctx context.Context, name string, svc service) error {
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 30*time.Second)
-			if svc, err = modules[name].init(a); err == nil {
+			if svc, err = modules[name].init(a, ctx); err == nil {
 				break
 			}
 			a.log.Error("rebuilding the role failed; retrying", zap.String("role", name), zap.Duration("backoff", backoff), zap.Error(err))
@@ -292,9 +292,9 @@ type runFunc func(ctx context.Context) error
 
 func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
 
-func (a *App) initBroker() (service, error) {
+func (a *App) initBroker(ctx context.Context) (service, error) {
 	dir := filepath.Join(a.cfg.DataDir, "kafka")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	b, err := streams.StartBroker(ctx, streams.BrokerConfig{DataDir: dir, Port: a.cfg.BrokerPort,
 		Partitions: a.cfg.Kafka.Partitions, Logger: a.log.Named("broker")})
@@ -312,7 +312,7 @@ func (a *App) initBroker() (service, error) {
 
 // initTopics creates Kite's missing topics, retrying while the brokers
 // cannot be reached.
-func (a *App) initTopics() (service, error) {
+func (a *App) initTopics(ctx context.Context) (service, error) {
 	opts, err := a.cfg.Kafka.ClientOpts(a.log, kgo.ClientID(a.cfg.Kafka.ClientID+"-admin"))
 	if err != nil {
 		return nil, err
@@ -324,8 +324,8 @@ func (a *App) initTopics() (service, error) {
 	defer cl.Close()
 	backoff := time.Second
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		err := streams.EnsureTopics(ctx, kadm.NewClient(cl), a.cfg.Kafka)
+		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := streams.EnsureTopics(actx, kadm.NewClient(cl), a.cfg.Kafka)
 		cancel()
 		if err == nil {
 			return runFunc(func(ctx context.Context) error { <-ctx.Done(); return nil }), nil
@@ -335,12 +335,16 @@ func (a *App) initTopics() (service, error) {
 		}
 		a.log.Warn("creating Kite's topics; retrying", zap.Strings("brokers", a.cfg.Kafka.Brokers),
 			zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
-		time.Sleep(backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
 		backoff = min(backoff*2, 15*time.Second)
 	}
 }
 
-func (a *App) initFlows() (service, error) {
+func (a *App) initFlows(ctx context.Context) (service, error) {
 	s, err := flows.NewStore(a.cfg.Kafka, a.parser, a.log)
 	if err != nil {
 		return nil, err
@@ -349,7 +353,7 @@ func (a *App) initFlows() (service, error) {
 	return s, nil
 }
 
-func (a *App) initTriggers() (service, error) {
+func (a *App) initTriggers(ctx context.Context) (service, error) {
 	t, err := scheduler.NewTriggerService(a.cfg.Scheduler, a.cfg.Kafka, a.log)
 	if err != nil {
 		return nil, err
@@ -358,19 +362,19 @@ func (a *App) initTriggers() (service, error) {
 	return t, nil
 }
 
-func (a *App) initExecutor() (service, error) {
+func (a *App) initExecutor(ctx context.Context) (service, error) {
 	return executor.New(a.cfg.Executor, a.cfg.Kafka, a.flows, a.log)
 }
 
-func (a *App) initWorker() (service, error) {
+func (a *App) initWorker(ctx context.Context) (service, error) {
 	return worker.New(a.cfg.Worker, a.cfg.Kafka, a.log)
 }
 
-func (a *App) initScheduler() (service, error) {
+func (a *App) initScheduler(ctx context.Context) (service, error) {
 	return scheduler.New(a.cfg.Scheduler, a.cfg.Kafka, a.log)
 }
 
-func (a *App) initAPI() (service, error) {
+func (a *App) initAPI(ctx context.Context) (service, error) {
 	s, err := api.New(a.cfg.API, api.Deps{
 		Flows: a.flows, Kafka: a.cfg.Kafka, Registry: a.reg,
 		FlowService: flows.NewServer(a.flows, a.log), TriggerService: a.trig,
@@ -383,7 +387,7 @@ func (a *App) initAPI() (service, error) {
 }
 
 // initMetrics serves /metrics and /healthz for processes without the API role.
-func (a *App) initMetrics() (service, error) {
+func (a *App) initMetrics(ctx context.Context) (service, error) {
 	lis, err := net.Listen("tcp", a.cfg.MetricsAddr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
