@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -87,6 +88,12 @@ type Store struct {
 	target  map[int32]int64   // the end offsets as of start-up; nil until listed
 	ready   bool
 	changed chan struct{} // closed and replaced whenever next or ready change
+
+	// latest caches Latest's answer until a record changes a flow: the
+	// executor asks for it at the end of every execution (Flow triggers).
+	// Written under mu's read lock (install, which clears it, holds the
+	// write lock), read without a lock.
+	latest atomic.Pointer[[]*flow.Flow]
 }
 
 // entry is one flow: the last record read for it and its revisions.
@@ -284,6 +291,9 @@ func (s *Store) read(r *kgo.Record) read {
 // install applies one read record to the store. s.mu is held.
 func (s *Store) install(r read) {
 	s.next[r.partition] = max(s.next[r.partition], r.offset+1)
+	if !r.control && r.key != "" {
+		s.latest.Store(nil)
+	}
 	switch {
 	case r.control || r.key == "":
 	case r.pb == nil:
@@ -450,11 +460,16 @@ func (s *Store) message(e *entry, rev *revision) *kitev1.Flow {
 
 // Latest returns the latest revision of every flow that is not deleted and
 // whose source parses, ordered by namespace then id. Disabled flows are
-// included (Flow.Disabled says so). It costs a walk of every flow.
+// included (Flow.Disabled says so). The answer is kept until a record
+// changes a flow; callers must not modify the slice.
 func (s *Store) Latest() []*flow.Flow {
+	if cached := s.latest.Load(); cached != nil {
+		return *cached
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []*flow.Flow
+	defer func() { s.latest.Store(&out) }()
 	for _, k := range s.sortedKeys("") {
 		if rev := s.flows[k].revs[int(s.flows[k].last.GetRevision())]; rev != nil && rev.flow != nil {
 			out = append(out, rev.flow)
