@@ -91,9 +91,12 @@ func TestScheduleFiresOncePerTick(t *testing.T) {
 			t.Errorf("execution id %s is not derived from the trigger and the tick", id)
 		}
 
-		tr := h.trigger(ns, "every-second", "tick")
-		if !tr.GetNextTime().AsTime().Equal(sec(6)) || !tr.GetLastTime().AsTime().Equal(h.clock.Now()) ||
-			tr.GetType() != "io.kestra.plugin.core.trigger.Schedule" || tr.GetDisabled() {
+		// List reads the triggers topic, which may lag the commands by a
+		// moment: wait for the state of tick 5.
+		tr := h.waitTrigger(ns, "every-second", "tick", "the state after tick 5", func(t *kitev1.Trigger) bool {
+			return t != nil && t.GetLastTime().AsTime().Equal(h.clock.Now())
+		})
+		if !tr.GetNextTime().AsTime().Equal(sec(6)) || tr.GetType() != "io.kestra.plugin.core.trigger.Schedule" || tr.GetDisabled() {
 			t.Errorf("trigger state %v", tr)
 		}
 	})
