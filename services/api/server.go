@@ -68,9 +68,10 @@ type Deps struct {
 	// metrics (streams.WithMetrics): the API registers its shared client's
 	// metrics itself, in Registry.
 	KafkaOpts []kgo.Opt
-	// FlowService and TriggerService are served when set.
+	// FlowService, TriggerService and SearchService are served when set.
 	FlowService    kitev1.FlowServiceServer
 	TriggerService kitev1.TriggerServiceServer
+	SearchService  kitev1.SearchServiceServer
 	// Registry receives the gRPC and Kafka metrics and is what /metrics
 	// serves. Nil: a registry of the API's own.
 	Registry *prometheus.Registry
@@ -191,6 +192,10 @@ func (s *Server) buildGRPC(deps Deps, reg *prometheus.Registry) error {
 	if deps.TriggerService != nil {
 		kitev1.RegisterTriggerServiceServer(s.grpc, deps.TriggerService)
 		s.services = append(s.services, kitev1.TriggerService_ServiceDesc.ServiceName)
+	}
+	if deps.SearchService != nil {
+		kitev1.RegisterSearchServiceServer(s.grpc, deps.SearchService)
+		s.services = append(s.services, kitev1.SearchService_ServiceDesc.ServiceName)
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
