@@ -82,9 +82,10 @@ type apiClient struct {
 	timeout time.Duration
 	conn    *grpc.ClientConn
 
-	flows kitev1.FlowServiceClient
-	execs kitev1.ExecutionServiceClient
-	logs  kitev1.LogServiceClient
+	flows  kitev1.FlowServiceClient
+	execs  kitev1.ExecutionServiceClient
+	logs   kitev1.LogServiceClient
+	search kitev1.SearchServiceClient
 }
 
 // dial checks the flags and connects. The connection is lazy: a server that
@@ -125,6 +126,7 @@ func (cf *clientFlags) dial() (*apiClient, error) {
 		flows:   kitev1.NewFlowServiceClient(conn),
 		execs:   kitev1.NewExecutionServiceClient(conn),
 		logs:    kitev1.NewLogServiceClient(conn),
+		search:  kitev1.NewSearchServiceClient(conn),
 	}, nil
 }
 

@@ -19,13 +19,14 @@ Start with:
   kite execution run NS FLOW --follow run a flow on the server and follow it
   kite flow validate FILE_OR_DIR...   check flows and print every problem with file:line:column
   kite flow test FILE                 run a flow in-process, without a server
+  kite search executions 'state:FAILED' --since 24h   search what ran
   kite flow schema > flow.schema.json JSON Schema for editor completion`,
 		SilenceUsage:  true,
 		SilenceErrors: true, // main prints the error once
 	}
 	root.AddCommand(newFlowCmd(), newVersionCmd())
 	root.AddCommand(newDevCmd(), newServerCmd(), newConfigCmd())
-	root.AddCommand(newExecutionCmd(), newLogsCmd())
+	root.AddCommand(newExecutionCmd(), newLogsCmd(), newSearchCmd(), newStatsCmd())
 	return root
 }
 

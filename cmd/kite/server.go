@@ -23,23 +23,25 @@ func newServerCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "server ROLES",
-		Short: "Run Kite's server roles: standalone, or a comma list of api,executor,worker,scheduler",
+		Short: "Run Kite's server roles: standalone, or a comma list of api,executor,worker,scheduler,indexer",
 		Long: `Run Kite's server roles in this process until interrupted (SIGINT/SIGTERM stop
 the roles in reverse order, each finishing its in-flight work).
 
-ROLES is standalone (every role, with an embedded Kafka-protocol broker persisted
-in --data-dir), or a comma list of roles sharing a Kafka cluster:
-  api        the gRPC API (flows, executions, logs, triggers), webhooks and /metrics
+ROLES is standalone (every role, with an embedded Kafka-protocol broker and an
+embedded search index persisted in --data-dir), or a comma list of roles sharing
+a Kafka cluster (and an Elasticsearch or OpenSearch cluster for search):
+  api        the gRPC API (flows, executions, logs, triggers, search), webhooks and /metrics
   executor   runs the executions' state machine (exactly-once, on Kafka)
   worker     runs the tasks
   scheduler  fires schedule triggers
-  indexer    (not available yet: the Elasticsearch indexer is issue 6)
+  indexer    projects the topics into the search repository (repository.elasticsearch.urls)
 
 The configuration is one YAML file (--config or KITE_CONFIG) over the defaults,
 with environment overrides KITE_<SECTION>_<FIELD> (KITE_KAFKA_BROKERS=host:9092,
 KITE_WORKER_CONCURRENCY=16); check it with 'kite config verify'.`,
 		Example: `  kite server standalone --data-dir .kite --apply examples/flows
-  KITE_KAFKA_BROKERS=kafka:9092 kite server executor,worker`,
+  KITE_KAFKA_BROKERS=kafka:9092 kite server executor,worker
+  KITE_KAFKA_BROKERS=kafka:9092 KITE_REPOSITORY_ELASTICSEARCH_URLS=http://es:9200 kite server api,indexer`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			roles, err := app.ParseRoles(args[0])

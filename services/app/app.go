@@ -26,11 +26,16 @@ import (
 
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/core/repository"
 	"github.com/kiteflow/kite/core/tasks"
+	"github.com/kiteflow/kite/indexer/elasticsearch"
+	"github.com/kiteflow/kite/indexer/embedded"
 	"github.com/kiteflow/kite/services/api"
 	"github.com/kiteflow/kite/services/executor"
 	"github.com/kiteflow/kite/services/flows"
+	"github.com/kiteflow/kite/services/indexer"
 	"github.com/kiteflow/kite/services/scheduler"
+	"github.com/kiteflow/kite/services/search"
 	"github.com/kiteflow/kite/services/worker"
 	"github.com/kiteflow/kite/streams"
 )
@@ -51,7 +56,9 @@ const (
 	modWorker    = RoleWorker
 	modScheduler = RoleScheduler
 	modAPI       = RoleAPI
-	modMetrics   = "metrics" // /metrics when no API serves it
+	modIndexer   = RoleIndexer
+	modRepo      = "repository" // the search repository (embedded index or Elasticsearch)
+	modMetrics   = "metrics"    // /metrics when no API serves it
 )
 
 // module is one part of the process: what it needs started before it, and
@@ -74,7 +81,9 @@ var modules = map[string]module{
 	modExecutor:  {deps: []string{modFlows}, init: (*App).initExecutor, restart: true},
 	modWorker:    {deps: []string{modTopics}, init: (*App).initWorker, restart: true},
 	modScheduler: {deps: []string{modTopics}, init: (*App).initScheduler, restart: true},
-	modAPI:       {deps: []string{modFlows, modTriggers}, init: (*App).initAPI},
+	modRepo:      {init: (*App).initRepository},
+	modIndexer:   {deps: []string{modTopics, modRepo}, init: (*App).initIndexer, restart: true},
+	modAPI:       {deps: []string{modFlows, modTriggers, modRepo}, init: (*App).initAPI},
 	modMetrics:   {init: (*App).initMetrics},
 }
 
@@ -91,6 +100,7 @@ type App struct {
 	flows  *flows.Store
 	trig   *scheduler.TriggerService
 	api    *api.Server
+	repo   repoStore // nil when no repository is configured
 
 	// started is closed once every module has started.
 	started chan struct{}
@@ -107,7 +117,7 @@ func New(cfg Config, roles Roles, logger *zap.Logger) (*App, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(restarts)
-	for _, register := range []func(prometheus.Registerer) error{streams.RegisterMetrics, executor.RegisterMetrics, worker.RegisterMetrics} {
+	for _, register := range []func(prometheus.Registerer) error{streams.RegisterMetrics, executor.RegisterMetrics, worker.RegisterMetrics, indexer.RegisterMetrics} {
 		if err := register(reg); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
@@ -125,6 +135,9 @@ func (a *App) plan() []string {
 			return
 		}
 		if name == modBroker && !a.embedded() {
+			return
+		}
+		if name == modRepo && !a.searchConfigured() {
 			return
 		}
 		for _, d := range modules[name].deps {
@@ -374,11 +387,82 @@ func (a *App) initScheduler(ctx context.Context) (service, error) {
 	return scheduler.New(a.cfg.Scheduler, a.cfg.Kafka, a.log)
 }
 
+// searchConfigured says whether this process has a repository: the
+// embedded one, or an Elasticsearch cluster's URLs. Without one, the API
+// serves no SearchService.
+func (a *App) searchConfigured() bool {
+	return a.cfg.repositoryType(a.roles) == RepositoryEmbedded || len(a.cfg.Repository.Elasticsearch.URLs) > 0
+}
+
+// repoStore is what the repository module opens: both sides, and Close.
+type repoStore interface {
+	indexer.Store
+	Close() error
+}
+
+// initRepository opens the repository: the embedded index in the data dir,
+// or the Elasticsearch cluster (its index templates created or updated).
+func (a *App) initRepository(ctx context.Context) (service, error) {
+	rc := a.cfg.Repository
+	var (
+		store repoStore
+		err   error
+	)
+	if a.cfg.repositoryType(a.roles) == RepositoryEmbedded {
+		dir := filepath.Join(a.cfg.DataDir, "index")
+		store, err = embedded.Open(ctx, embedded.Config{Dir: dir, Retention: rc.Retention}, a.log)
+		if err != nil {
+			return nil, fmt.Errorf("embedded index in %s: %w", dir, err)
+		}
+	} else {
+		es := rc.Elasticsearch
+		cfg := elasticsearch.Config{
+			URLs: es.URLs, Flavor: es.Flavor, Username: es.Username, Password: es.Password, APIKey: es.APIKey,
+			CACertFile: es.CACertFile, InsecureSkipVerify: es.InsecureSkipVerify, IndexPrefix: es.IndexPrefix,
+			Retention: rc.Retention, Shards: es.Shards, Replicas: es.Replicas,
+		}
+		// A search cluster still starting (or restarting with Kite) is
+		// waited for, as the brokers are; a wrong configuration is not.
+		backoff := time.Second
+		for attempt := 1; ; attempt++ {
+			if store, err = elasticsearch.New(ctx, cfg, a.log); err == nil {
+				break
+			}
+			if !errors.Is(err, repository.ErrUnavailable) || attempt >= 20 {
+				return nil, fmt.Errorf("search repository at %s: %w", strings.Join(es.URLs, ","), err)
+			}
+			a.log.Warn("search repository unavailable; retrying", zap.Strings("urls", es.URLs),
+				zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 15*time.Second)
+		}
+	}
+	a.repo = store
+	return runFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		return store.Close()
+	}), nil
+}
+
+func (a *App) initIndexer(ctx context.Context) (service, error) {
+	return indexer.New(a.cfg.Indexer, a.cfg.Kafka, a.repo, a.log)
+}
+
 func (a *App) initAPI(ctx context.Context) (service, error) {
-	s, err := api.New(a.cfg.API, api.Deps{
+	deps := api.Deps{
 		Flows: a.flows, Kafka: a.cfg.Kafka, Registry: a.reg,
 		FlowService: flows.NewServer(a.flows, a.log), TriggerService: a.trig,
-	}, a.log)
+	}
+	if a.repo != nil {
+		deps.SearchService = search.New(a.repo, a.log)
+	} else {
+		a.log.Warn("no repository configured (repository.elasticsearch.urls): the API serves no SearchService")
+	}
+	s, err := api.New(a.cfg.API, deps, a.log)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kiteflow/kite/services/api"
 	"github.com/kiteflow/kite/services/executor"
+	"github.com/kiteflow/kite/services/indexer"
 	"github.com/kiteflow/kite/services/scheduler"
 	"github.com/kiteflow/kite/services/worker"
 	"github.com/kiteflow/kite/streams"
@@ -41,6 +42,45 @@ type Config struct {
 	Executor  executor.Config  `yaml:"executor"`
 	Worker    worker.Config    `yaml:"worker"`
 	Scheduler scheduler.Config `yaml:"scheduler"`
+	// Repository is where the indexer writes and the SearchService reads.
+	Repository RepositoryConfig `yaml:"repository"`
+	Indexer    indexer.Config   `yaml:"indexer"`
+}
+
+// Repository types.
+const (
+	RepositoryEmbedded      = "embedded"
+	RepositoryElasticsearch = "elasticsearch"
+)
+
+// RepositoryConfig chooses and configures the repository.
+type RepositoryConfig struct {
+	// Type is embedded (an index in data_dir; standalone only) or
+	// elasticsearch. Default: embedded in standalone, elasticsearch
+	// otherwise.
+	Type string `yaml:"type"`
+	// Retention deletes logs and events older than this. 0 keeps them.
+	Retention time.Duration `yaml:"retention"`
+	// Elasticsearch configures type elasticsearch.
+	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
+}
+
+// ElasticsearchConfig is the connection to Elasticsearch 8 or OpenSearch 2.
+type ElasticsearchConfig struct {
+	// URLs of the cluster's nodes, e.g. https://es.example:9200.
+	URLs []string `yaml:"urls"`
+	// Flavor is elasticsearch (default) or opensearch.
+	Flavor             string `yaml:"flavor"`
+	Username           string `yaml:"username"`
+	Password           string `yaml:"password"`
+	APIKey             string `yaml:"api_key"`
+	CACertFile         string `yaml:"ca_cert_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	// IndexPrefix starts the name of every index. Default "kite-".
+	IndexPrefix string `yaml:"index_prefix"`
+	// Shards and Replicas of the indices Kite creates.
+	Shards   int `yaml:"shards"`
+	Replicas int `yaml:"replicas"`
 }
 
 // LogConfig configures logging.
@@ -62,6 +102,9 @@ func Defaults() Config {
 		Executor:    executor.Defaults(),
 		Worker:      worker.Defaults(),
 		Scheduler:   scheduler.Defaults(),
+		Indexer:     indexer.Defaults(),
+		Repository: RepositoryConfig{Retention: 30 * 24 * time.Hour,
+			Elasticsearch: ElasticsearchConfig{Flavor: "elasticsearch", IndexPrefix: "kite-", Shards: 1, Replicas: 1}},
 	}
 }
 
@@ -105,7 +148,51 @@ func (c Config) Validate(roles Roles) error {
 	if roles.Has(RoleScheduler) {
 		add("scheduler", c.Scheduler.Validate())
 	}
+	if roles.Has(RoleIndexer) || roles.Has(RoleAPI) {
+		for _, e := range c.Repository.validate(roles) {
+			errs = append(errs, fmt.Errorf("repository.%w", e))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// repositoryType is the configured type, or the default for the roles.
+func (c Config) repositoryType(roles Roles) string {
+	if c.Repository.Type != "" {
+		return c.Repository.Type
+	}
+	if roles.Standalone {
+		return RepositoryEmbedded
+	}
+	return RepositoryElasticsearch
+}
+
+func (r RepositoryConfig) validate(roles Roles) []error {
+	var errs []error
+	if r.Retention < 0 {
+		errs = append(errs, errors.New("retention: must not be negative"))
+	}
+	typ := Config{Repository: r}.repositoryType(roles)
+	switch typ {
+	case RepositoryEmbedded:
+		if !roles.Standalone {
+			errs = append(errs, errors.New("type: embedded is only for standalone: the embedded index lives in one process; use elasticsearch"))
+		}
+	case RepositoryElasticsearch:
+		es := r.Elasticsearch
+		if len(es.URLs) == 0 && roles.Has(RoleIndexer) {
+			errs = append(errs, errors.New("elasticsearch.urls: the indexer role needs the search cluster's URLs (KITE_REPOSITORY_ELASTICSEARCH_URLS)"))
+		}
+		if es.Flavor != "elasticsearch" && es.Flavor != "opensearch" {
+			errs = append(errs, fmt.Errorf("elasticsearch.flavor: %q is not one of elasticsearch, opensearch", es.Flavor))
+		}
+		if es.Shards < 1 || es.Replicas < 0 {
+			errs = append(errs, errors.New("elasticsearch: shards must be at least 1 and replicas not negative"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("type: %q is not one of embedded, elasticsearch", typ))
+	}
+	return errs
 }
 
 func unjoin(err error) []error {

@@ -25,23 +25,21 @@ var roleOrder = []string{RoleExecutor, RoleWorker, RoleScheduler, RoleIndexer, R
 // Roles is the set of roles one process runs.
 type Roles struct {
 	list []string
-	// Standalone adds the embedded broker (and, with issue 6 and 7, the
-	// embedded repository and local storage).
+	// Standalone adds the embedded broker and the embedded repository
+	// (and, with issue 7, local storage).
 	Standalone bool
 }
 
 // ParseRoles reads "standalone" or a comma list of roles.
 func ParseRoles(s string) (Roles, error) {
 	if strings.TrimSpace(s) == Standalone {
-		return Roles{list: []string{RoleExecutor, RoleWorker, RoleScheduler, RoleAPI}, Standalone: true}, nil
+		return Roles{list: []string{RoleExecutor, RoleWorker, RoleScheduler, RoleIndexer, RoleAPI}, Standalone: true}, nil
 	}
 	var r Roles
 	for name := range strings.SplitSeq(s, ",") {
 		name = strings.TrimSpace(name)
 		switch name {
-		case RoleAPI, RoleExecutor, RoleWorker, RoleScheduler:
-		case RoleIndexer:
-			return r, fmt.Errorf("role indexer: not available yet (the Elasticsearch indexer is issue 6)")
+		case RoleAPI, RoleExecutor, RoleWorker, RoleScheduler, RoleIndexer:
 		case Standalone:
 			return r, fmt.Errorf("standalone runs every role: it cannot be combined with others")
 		case "":
