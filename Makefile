@@ -119,8 +119,9 @@ bench: ## run the benchmarks of core/
 
 # Issue 5's end-to-end benchmark (integration/bench): executions of a two-task flow created
 # through the gRPC API at 1,000/min for a minute, then steps of 30s at rising rates for the
-# highest whose p99 stays under 1s; first standalone (embedded broker), then on a real
-# Kafka of its own. About a quarter of an hour, so not part of `make test`. The results go
+# highest whose p99 stays under 1s; first standalone (embedded broker and index), then on a
+# real Kafka of its own with the indexer writing to a real OpenSearch (its documents/s and
+# projection lag are columns of the report). About a quarter of an hour, so not part of `make test`. The results go
 # to bin/bench-e2e.txt, each run's /metrics beside it; KITE_BENCH_* variables tune it and
 # KITE_<SECTION>_<FIELD> ones the server (see integration/bench/e2e_test.go).
 BENCH_E2E_OUT := $(CURDIR)/bin/bench-e2e.txt
@@ -131,7 +132,7 @@ bench-e2e: ## end-to-end latency at 1,000 executions/min and the highest rate wi
 	@mkdir -p bin
 	@rm -f $(BENCH_E2E_OUT)
 	$(BENCH_E2E_ENV) $(BENCH_E2E_TEST) '^TestEndToEnd$$/^kfake$$'
-	$(BENCH_E2E_ENV) GO=$(GO) integration/kafka/with-kafka.sh $(BENCH_E2E_TEST) '^TestEndToEnd$$/^kafka$$'
+	$(BENCH_E2E_ENV) GO=$(GO) integration/kafka/with-kafka.sh integration/opensearch/with-opensearch.sh $(BENCH_E2E_TEST) '^TestEndToEnd$$/^kafka$$'
 	@echo; cat $(BENCH_E2E_OUT)
 
 tidy: ## go mod tidy

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kiteflow/kite/integration/kafkatest"
+	"github.com/kiteflow/kite/integration/searchtest"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
 	"github.com/kiteflow/kite/services/app"
 	"github.com/kiteflow/kite/streams"
@@ -163,7 +164,11 @@ func TestEndToEnd(t *testing.T) {
 	})
 	t.Run("kafka", func(t *testing.T) {
 		brokers := kafkatest.Brokers(t)
-		bench(t, o, "kafka (Apache Kafka, roles api,executor,worker,scheduler)", startOnKafka(t, o, brokers))
+		name := "kafka (Apache Kafka, roles api,executor,worker,scheduler)"
+		if os.Getenv(searchtest.EnvURL) != "" {
+			name = "kafka (Apache Kafka, roles api,executor,worker,scheduler,indexer; OpenSearch)"
+		}
+		bench(t, o, name, startOnKafka(t, o, brokers))
 	})
 }
 
@@ -206,7 +211,17 @@ func startOnKafka(t *testing.T, o options, brokers []string) *server {
 	cfg.Kafka.TopicPrefix = "kite-bench-" + hex.EncodeToString(b[:]) + "."
 	cfg.Kafka.TransactionalIDPrefix = strings.TrimSuffix(cfg.Kafka.TopicPrefix, ".")
 	t.Cleanup(func() { deleteTopics(t, cfg.Kafka) })
-	return start(t, o, cfg, "api,executor,worker,scheduler")
+	roles := "api,executor,worker,scheduler"
+	// With the OpenSearch of with-opensearch.sh, the indexer runs too, so
+	// its throughput and projection lag are measured under the same load.
+	if url := os.Getenv(searchtest.EnvURL); url != "" {
+		roles += ",indexer"
+		prefix := strings.TrimSuffix(cfg.Kafka.TopicPrefix, ".") + "-"
+		cfg.Repository.Type = app.RepositoryElasticsearch
+		cfg.Repository.Elasticsearch = app.ElasticsearchConfig{URLs: []string{url}, Flavor: "opensearch", IndexPrefix: prefix, Shards: 1}
+		t.Cleanup(func() { searchtest.DeleteIndices(t, url, prefix+"*") })
+	}
+	return start(t, o, cfg, roles)
 }
 
 func start(t *testing.T, o options, cfg app.Config, roleList string) *server {

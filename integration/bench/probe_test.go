@@ -31,11 +31,13 @@ type sample struct {
 	commits, commitSum       float64
 	commitBuckets            map[float64]float64 // le → cumulative count
 	records                  float64
+	docs, lags               float64             // the indexer's documents written, and records timed
+	lagBuckets               map[float64]float64 // projection lag: le → cumulative count
 }
 
 func (p *probe) sample(t *testing.T) sample {
 	t.Helper()
-	s := sample{at: time.Now(), commitBuckets: map[float64]float64{}}
+	s := sample{at: time.Now(), commitBuckets: map[float64]float64{}, lagBuckets: map[float64]float64{}}
 	s.proc = processTicks("/proc/self/stat")
 	if p.brokerPID != 0 {
 		s.broker = processTicks(fmt.Sprintf("/proc/%d/stat", p.brokerPID))
@@ -47,6 +49,18 @@ func (p *probe) sample(t *testing.T) sample {
 		return s
 	}
 	for series, v := range m {
+		switch {
+		case strings.HasPrefix(series, "kite_indexer_documents_total"):
+			s.docs += v
+		case strings.HasPrefix(series, "kite_indexer_projection_lag_seconds_count"):
+			s.lags += v
+		case strings.HasPrefix(series, "kite_indexer_projection_lag_seconds_bucket"):
+			_, le, _ := strings.Cut(series, `le="`)
+			le, _, _ = strings.Cut(le, `"`)
+			if b, err := strconv.ParseFloat(le, 64); err == nil {
+				s.lagBuckets[b] += v
+			}
+		}
 		if !strings.Contains(series, `group="`) || !strings.Contains(series, `-executor"`) {
 			continue
 		}
@@ -75,14 +89,20 @@ type usage struct {
 	commits, commitSum       float64
 	commitBuckets            map[float64]float64
 	records                  float64
+	docs, lags               float64
+	lagBuckets               map[float64]float64
 }
 
 func (s sample) since(b sample) usage {
 	u := usage{wall: s.at.Sub(b.at), proc: s.proc - b.proc, broker: s.broker - b.broker, host: s.host - b.host,
 		idle: s.idle - b.idle, commits: s.commits - b.commits, commitSum: s.commitSum - b.commitSum,
-		records: s.records - b.records, commitBuckets: map[float64]float64{}}
+		records: s.records - b.records, commitBuckets: map[float64]float64{},
+		docs: s.docs - b.docs, lags: s.lags - b.lags, lagBuckets: map[float64]float64{}}
 	for le, n := range s.commitBuckets {
 		u.commitBuckets[le] = n - b.commitBuckets[le]
+	}
+	for le, n := range s.lagBuckets {
+		u.lagBuckets[le] = n - b.lagBuckets[le]
 	}
 	return u
 }
@@ -126,12 +146,33 @@ func (u usage) commitAvg() string {
 // commitQuantile is the upper bound of the histogram bucket that holds the
 // q-quantile of the executor's commit times.
 func (u usage) commitQuantile(q float64) string {
-	if u.commits == 0 {
+	return bucketQuantile(u.commitBuckets, u.commits, q)
+}
+
+// indexRate is the indexer's documents written per second; "-" without an
+// indexer in the process.
+func (u usage) indexRate() string {
+	if u.docs == 0 {
 		return "-"
 	}
-	les := slices.Sorted(maps.Keys(u.commitBuckets))
+	return fmt.Sprintf("%.0f", u.docs/u.wall.Seconds())
+}
+
+// lagQuantile is the upper bound of the histogram bucket that holds the
+// q-quantile of the indexer's projection lag (record timestamp → written).
+func (u usage) lagQuantile(q float64) string {
+	return bucketQuantile(u.lagBuckets, u.lags, q)
+}
+
+// bucketQuantile reads a quantile off cumulative histogram buckets (in
+// seconds), as "≤Nms".
+func bucketQuantile(buckets map[float64]float64, count, q float64) string {
+	if count == 0 {
+		return "-"
+	}
+	les := slices.Sorted(maps.Keys(buckets))
 	for _, le := range les {
-		if u.commitBuckets[le] >= q*u.commits {
+		if buckets[le] >= q*count {
 			if math.IsInf(le, 1) {
 				break
 			}

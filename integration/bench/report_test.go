@@ -49,7 +49,7 @@ type report struct {
 
 func (r *report) add(st *Step, u usage) { r.lines = append(r.lines, r.stepLine(st, u)) }
 
-const stepHeader = "rate/min  for    created  ok     fail  unfin  p50      p90      p99      max      done/min  create-p50  create-p99  lag-max  cpu-kite  cpu-kafka  cpu-other  exec-txn/s  rec/txn  commit-avg  commit-p50  commit-p99  p99<1s"
+const stepHeader = "rate/min  for    created  ok     fail  unfin  p50      p90      p99      max      done/min  create-p50  create-p99  lag-max  cpu-kite  cpu-kafka  cpu-other  exec-txn/s  rec/txn  commit-avg  commit-p50  commit-p99  p99<1s  index-docs/s  proj-lag-p50  proj-lag-p99"
 
 func (r *report) stepLine(st *Step, u usage) string {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
@@ -61,11 +61,12 @@ func (r *report) stepLine(st *Step, u usage) string {
 	if u.broker > 0 {
 		kafka = u.cores(u.broker)
 	}
-	line := fmt.Sprintf("%-9d %-6s %-8d %-6d %-5d %-6d %-8s %-8s %-8s %-8s %-9.0f %-11s %-11s %-8s %-9s %-10s %-10s %-11s %-8s %-11s %-11s %-11s %s",
+	line := fmt.Sprintf("%-9d %-6s %-8d %-6d %-5d %-6d %-8s %-8s %-8s %-8s %-9.0f %-11s %-11s %-8s %-9s %-10s %-10s %-11s %-8s %-11s %-11s %-11s %-7s %-13s %-13s %s",
 		st.Rate, st.Duration, st.Scheduled-st.CreateErrors, st.Succeeded, st.CreateErrors+st.Failed, st.Unfinished,
 		ms(Percentile(st.Latency, 0.5)), ms(Percentile(st.Latency, 0.9)), ms(Percentile(st.Latency, 0.99)), ms(Percentile(st.Latency, 1)),
 		st.DonePerMinute(), ms(Percentile(st.Hops[hopCreate], 0.5)), ms(Percentile(st.Hops[hopCreate], 0.99)), ms(st.MaxLag),
-		u.cores(u.proc), kafka, u.otherCores(), u.txnRate(), u.recordsPerTxn(), u.commitAvg(), u.commitQuantile(0.5), u.commitQuantile(0.99), verdict)
+		u.cores(u.proc), kafka, u.otherCores(), u.txnRate(), u.recordsPerTxn(), u.commitAvg(), u.commitQuantile(0.5), u.commitQuantile(0.99), verdict,
+		u.indexRate(), u.lagQuantile(0.5), u.lagQuantile(0.99))
 	for _, e := range st.Errors {
 		line += fmt.Sprintf("\n    error (%d×): %s", e.Count, e.Message)
 	}
