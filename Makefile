@@ -63,10 +63,10 @@ run: build ## build bin/kite and start standalone Kite with the example flows (C
 KAFKA_SH := integration/kafka/kafka.sh
 KAFKA_DIR := $(CURDIR)/bin/kafka
 
-test: lint proto-check ## install tools, lint, check proto/gen is current, then run all tests with a real Kafka and OpenSearch (what CI runs)
-	GO=$(GO) integration/kafka/with-kafka.sh integration/opensearch/with-opensearch.sh $(GO_TEST) ./...
+test: lint proto-check ## install tools, lint, check proto/gen is current, then run all tests with a real Kafka, OpenSearch and fake-gcs-server (what CI runs)
+	GO=$(GO) integration/kafka/with-kafka.sh integration/opensearch/with-opensearch.sh integration/gcs/with-gcs.sh $(GO_TEST) ./...
 
-unit: ## run all tests, nothing else (no real Kafka or OpenSearch: their tests skip)
+unit: ## run all tests, nothing else (no real Kafka, OpenSearch or GCS emulator: their tests skip)
 	$(GO_TEST) ./...
 
 kafka-up: ## start a real Kafka for `go test` by hand; address in bin/kafka.env
