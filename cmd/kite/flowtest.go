@@ -17,6 +17,7 @@ import (
 	"github.com/kiteflow/kite/core/execution"
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/local"
+	storagelocal "github.com/kiteflow/kite/core/storage/local"
 )
 
 // Exit codes of kite flow test.
@@ -82,6 +83,15 @@ with the status of the last one.`,
 			flows.Add(f)
 			rt := local.New(flows)
 			rt.Engine = expr.Default
+			// Task files live in a temporary folder, removed at the end.
+			filesDir, err := os.MkdirTemp("", "kite-flow-test-files-")
+			if err != nil {
+				return err
+			}
+			defer func() { _ = os.RemoveAll(filesDir) }()
+			if rt.Store, err = storagelocal.New(filesDir); err != nil {
+				return err
+			}
 			var mu sync.Mutex
 			if output == "text" {
 				rt.OnLog = func(l local.LogLine) {

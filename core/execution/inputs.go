@@ -9,6 +9,7 @@ import (
 
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/core/storage"
 )
 
 // InputError lists every input that failed, each with its rule.
@@ -90,7 +91,9 @@ func resolveInputs(decls []*flow.Input, given map[string]any, engine *expr.Engin
 	var problems []InputProblem
 	for _, in := range decls {
 		v, ok := given[in.ID]
-		if raw && ok {
+		if raw && ok || storage.IsRef(v) {
+			// A value too large for a Kafka record is kept in internal
+			// storage; the API checked it before storing it.
 			out[in.ID] = v
 			continue
 		}

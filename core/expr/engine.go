@@ -141,9 +141,23 @@ func WithCacheSize(n int) Option {
 	return func(e *Engine) { e.cacheSize = n }
 }
 
+// Resolver puts back a value kept out of the variables (a claim-check
+// reference to internal storage) when an expression reads it: given a
+// one-key map, it returns the value it stands for and true, or false when
+// the map is an ordinary value.
+type Resolver func(ctx context.Context, m map[string]any) (v any, ok bool, err error)
+
+// WithResolver makes attribute and index reads that land on a one-key map
+// go through r, so that expressions see values kept in internal storage as
+// if they were inline.
+func WithResolver(r Resolver) Option {
+	return func(e *Engine) { e.resolver = r }
+}
+
 // Engine parses and renders templates with a fixed set of functions, filters
 // and tests.
 type Engine struct {
+	resolver  Resolver
 	funcs     map[string]*funcEntry
 	filters   map[string]*filterEntry
 	tests     map[string]*testEntry

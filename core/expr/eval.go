@@ -99,7 +99,7 @@ func (st *state) eval(ctx context.Context, x expr) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return st.access(obj, x.name, x.obj, x.p)
+		return st.access(ctx, obj, x.name, x.obj, x.p)
 	case *indexExpr:
 		obj, err := st.eval(ctx, x.obj)
 		if err != nil {
@@ -109,7 +109,7 @@ func (st *state) eval(ctx context.Context, x expr) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return st.access(obj, key, x.obj, x.p)
+		return st.access(ctx, obj, key, x.obj, x.p)
 	case *listLit:
 		out := make([]any, len(x.items))
 		for i, item := range x.items {
@@ -280,7 +280,7 @@ func (st *state) sized(p srcPos, v any) (any, error) {
 }
 
 // access reads obj[key] (or obj.key); objExpr and p describe it for errors.
-func (st *state) access(obj, key any, objExpr expr, p srcPos) (any, error) {
+func (st *state) access(ctx context.Context, obj, key any, objExpr expr, p srcPos) (any, error) {
 	path := func() string { return objExpr.String() }
 	if obj == nil {
 		return nil, atPos(p, &UndefinedError{
@@ -291,6 +291,15 @@ func (st *state) access(obj, key any, objExpr expr, p srcPos) (any, error) {
 	if v, found, isMap := lookupKey(obj, key); isMap {
 		if !found {
 			return nil, atPos(p, &UndefinedError{Path: path() + keyPath(key)})
+		}
+		if m, ok := v.(map[string]any); ok && len(m) == 1 && st.e.resolver != nil {
+			r, isRef, err := st.e.resolver(ctx, m)
+			if err != nil {
+				return nil, atPos(p, fmt.Errorf("%s%s: %w", path(), keyPath(key), err))
+			}
+			if isRef {
+				return r, nil
+			}
 		}
 		return v, nil
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/kiteflow/kite/core/execution"
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/core/tasks"
 )
 
@@ -54,6 +55,9 @@ type Runtime struct {
 	OnEvent func(*execution.Event)
 	// NewID makes execution ids.
 	NewID func() string
+	// Store is the internal storage of task files (kite flow test gives a
+	// temporary folder); nil runs tasks without one.
+	Store storage.Storage
 }
 
 // New returns a runtime with the built-in runners and flows from src.
@@ -169,7 +173,9 @@ func (r *Runtime) newLoop() *loop {
 		timers: map[string]*time.Timer{},
 	}
 	// The runtime supplies the functions that read the execution's logs.
-	l.engine = expr.New(expr.WithFunc("errorLogs", l.errorLogs))
+	l.engine = expr.New(expr.WithFunc("errorLogs", l.errorLogs),
+		expr.WithFunc("read", tasks.ReadFunc), expr.WithFunc("fileExists", tasks.FileExistsFunc),
+		expr.WithFunc("fileSize", tasks.FileSizeFunc), expr.WithFunc("isFileEmpty", tasks.IsFileEmptyFunc))
 	l.machine = &execution.Machine{Engine: l.engine, Env: execution.EnvVars(os.Environ())}
 	return l
 }
@@ -419,6 +425,10 @@ func (l *loop) dispatch(ex *exec, d execution.Dispatch) {
 		Task: t, Vars: l.vars(ex, tr), Engine: l.engine,
 		ExecutionID: ex.e.ID, TaskRunID: tr.ID, Attempt: d.Attempt,
 		Logger: taskLogger{l: l, execID: ex.e.ID, taskRunID: tr.ID, taskID: tr.TaskID},
+	}
+	if l.r.Store != nil {
+		rc.Files = &tasks.Files{Store: l.r.Store, Namespace: ex.e.Namespace, FlowID: ex.e.FlowID,
+			ExecutionID: ex.e.ID, TaskID: tr.TaskID, TaskRunID: tr.ID}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	key := attemptKey{d.TaskRunID, d.Attempt}

@@ -31,6 +31,7 @@ func RunAttempt(ctx context.Context, runners map[string]Runner, rc *RunContext) 
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	rc.WorkDir = dir
+	ctx = WithFiles(ctx, rc.Files)
 	res, err := runner.Run(ctx, rc)
 	if err != nil {
 		rc.Logf(LevelError, "%v", err)

@@ -111,7 +111,11 @@ func runCommands(ctx context.Context, rc *RunContext) (*Result, error) {
 		return &Result{State: execution.Failed, Outputs: outputs}, err
 	}
 	if len(outputPatterns) > 0 {
-		files, err := collectOutputFiles(rc.WorkDir, globs)
+		found, err := collectOutputFiles(rc.WorkDir, globs)
+		if err != nil {
+			return &Result{State: execution.Failed, Outputs: outputs}, err
+		}
+		files, err := uploadOutputFiles(ctx, rc, found)
 		if err != nil {
 			return &Result{State: execution.Failed, Outputs: outputs}, err
 		}

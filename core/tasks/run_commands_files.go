@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/kiteflow/kite/core/storage"
 )
 
 // writeInputFiles renders inputFiles (a map of file name to content, or an
@@ -35,13 +39,18 @@ func writeInputFiles(ctx context.Context, rc *RunContext) error {
 		if err != nil {
 			return fmt.Errorf("inputFiles[%q]: %w", name, err)
 		}
-		// Kestra fetches kestra:// (and nsfile://) contents from internal
-		// storage. Kite has no internal storage yet: refuse rather than
-		// write the URI as the file's content.
-		if strings.HasPrefix(content, "kestra://") || strings.HasPrefix(content, "nsfile://") {
-			return fmt.Errorf("inputFiles[%q]: reading %s is not supported yet: Kite has no internal storage", name, abbreviate(content, 120))
-		}
 		dst := filepath.Join(rc.WorkDir, rel)
+		if storage.IsURI(content) {
+			// A file of internal storage (a FILE input, an earlier task's
+			// output file) is streamed into the working directory.
+			if err := rc.Files.Download(ctx, content, dst); err != nil {
+				return fmt.Errorf("inputFiles[%q]: %w", name, err)
+			}
+			continue
+		}
+		if strings.HasPrefix(content, "kestra://") || strings.HasPrefix(content, "nsfile://") {
+			return fmt.Errorf("inputFiles[%q]: %s is a Kestra storage URI; Kite's files are kite:/// URIs (a FILE input, a task's output file)", name, abbreviate(content, 120))
+		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("inputFiles[%q]: creating its folder: %w", name, err)
 		}
@@ -179,11 +188,9 @@ func globRegexp(glob string) (*regexp.Regexp, error) {
 // are not followed nor kept, so a command cannot export files from outside
 // its working directory.
 //
-// The values are absolute paths for now: once Kite has internal storage,
-// the files are to be uploaded there and the values become their
-// kestra:// URIs, as in Kestra.
-func collectOutputFiles(workDir string, globs []outputGlob) (map[string]any, error) {
-	out := map[string]any{}
+// The values are the files' absolute paths.
+func collectOutputFiles(workDir string, globs []outputGlob) (map[string]string, error) {
+	out := map[string]string{}
 	if len(globs) == 0 {
 		return out, nil
 	}
@@ -213,6 +220,21 @@ func collectOutputFiles(workDir string, globs []outputGlob) (map[string]any, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("outputFiles: listing the working directory: %w", err)
+	}
+	return out, nil
+}
+
+// uploadOutputFiles stores the files collectOutputFiles found in internal
+// storage, each as the task run's file of the same relative name, and
+// returns their URIs by name (the outputFiles output, as in Kestra).
+func uploadOutputFiles(ctx context.Context, rc *RunContext, files map[string]string) (map[string]any, error) {
+	out := make(map[string]any, len(files))
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		uri, err := rc.Files.PutFile(ctx, name, files[name])
+		if err != nil {
+			return nil, fmt.Errorf("outputFiles: %w", err)
+		}
+		out[name] = uri
 	}
 	return out, nil
 }

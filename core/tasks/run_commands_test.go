@@ -5,6 +5,7 @@ package tasks
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -270,21 +271,67 @@ func TestCommandsInputAndOutputFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := filepath.Abs(rc.WorkDir)
+	prefix := "kite:///kite/test/f/executions/exec1/tasks/t/taskrun1/"
+	want := map[string]any{
+		"in.txt":         prefix + "in.txt",
+		"out.txt":        prefix + "out.txt",
+		"res/deep/r.csv": prefix + "res/deep/r.csv",
+	}
+	if got := res.Outputs["outputFiles"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("outputFiles = %#v, want %#v", got, want)
+	}
+	// The files are in internal storage, as the command wrote them.
+	for name, content := range map[string]string{"out.txt": "hello Ada", "res/deep/r.csv": "a,b"} {
+		r, err := rc.Files.Open(t.Context(), prefix+name)
+		if err != nil {
+			t.Fatalf("opening %s: %v", name, err)
+		}
+		b, err := io.ReadAll(r)
+		_ = r.Close()
+		if err != nil || string(b) != content {
+			t.Errorf("%s = %q, %v; want %q", name, b, err, content)
+		}
+	}
+}
+
+// A file of internal storage given as an input file (a FILE input, an
+// earlier task's output file) is streamed into the working directory.
+func TestCommandsInputFileFromStorage(t *testing.T) {
+	rc, _ := newRunContext(t, parseTask(t, `
+  - id: t
+    type: commands
+    inputFiles:
+      data.csv: "{{ inputs.file }}"
+    outputFiles: [count.txt]
+    commands:
+      - wc -l < data.csv | tr -d ' ' > count.txt`), nil)
+	uri := "kite:///kite/test/f/executions/exec0/inputs/file/rows.csv"
+	if _, err := rc.Files.Store.Put(t.Context(), uri, strings.NewReader("a\nb\nc\n")); err != nil {
+		t.Fatal(err)
+	}
+	rc.Vars = map[string]any{"inputs": map[string]any{"file": uri}}
+	res, err := runTask(t.Context(), t, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{
-		"in.txt":         filepath.Join(dir, "in.txt"),
-		"out.txt":        filepath.Join(dir, "out.txt"),
-		"res/deep/r.csv": filepath.Join(dir, "res", "deep", "r.csv"),
+	out := res.Outputs["outputFiles"].(map[string]any)["count.txt"].(string)
+	r, err := rc.Files.Open(t.Context(), out)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := res.Outputs["outputFiles"]; !reflect.DeepEqual(got, want) {
-		t.Errorf("outputFiles = %#v, want %#v", got, want)
+	defer func() { _ = r.Close() }()
+	if b, _ := io.ReadAll(r); strings.TrimSpace(string(b)) != "3" {
+		t.Errorf("count.txt = %q, want 3", b)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "out.txt"))
-	if err != nil || string(b) != "hello Ada" {
-		t.Errorf("out.txt = %q, %v; want the rendered input file", b, err)
+
+	// A file of another namespace is refused, and a missing one named.
+	for _, tc := range []struct{ uri, want string }{
+		{"kite:///other/f/executions/x/inputs/file/a.csv", "not a file of namespace kite.test"},
+		{"kite:///kite/test/f/executions/x/inputs/file/missing.csv", "kite:///kite/test/f/executions/x/inputs/file/missing.csv"},
+	} {
+		rc, _ := newRunContext(t, rc.Task, map[string]any{"inputs": map[string]any{"file": tc.uri}})
+		_, err := runTask(t.Context(), t, rc)
+		wantErr(t, err, tc.want)
 	}
 }
 
@@ -298,7 +345,7 @@ func TestCommandsFileErrors(t *testing.T) {
 		{"glob outside the working directory", map[string]any{"outputFiles": []any{"../*.txt"}}, "not a pattern relative to the working directory"},
 		{"absolute input file", map[string]any{"inputFiles": map[string]any{"/tmp/x": "x"}}, "absolute path"},
 		{"input file leaving the working directory", map[string]any{"inputFiles": map[string]any{"a/../../x": "x"}}, "leaves the working directory"},
-		{"input file from internal storage", map[string]any{"inputFiles": map[string]any{"x": "kestra://ns/f"}}, "not supported yet"},
+		{"input file from Kestra's storage", map[string]any{"inputFiles": map[string]any{"x": "kestra://ns/f"}}, "is a Kestra storage URI"},
 		{"input files as JSON text", map[string]any{"inputFiles": `{"ok.txt": "x"}`, "outputFiles": []any{"ok.txt"}}, ""},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/core/storage/local"
 )
 
 // logEntry is one line a runner logged.
@@ -68,7 +69,12 @@ func parseTask(tb testing.TB, taskYAML string) *flow.Task {
 func newRunContext(tb testing.TB, task *flow.Task, vars map[string]any) (*RunContext, *logRecorder) {
 	tb.Helper()
 	logs := &logRecorder{}
+	store, err := local.New(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return &RunContext{
+		Files: &Files{Store: store, Namespace: "kite.test", FlowID: "f", ExecutionID: "exec1", TaskID: task.ID, TaskRunID: "taskrun1"},
 		Task:        task,
 		Vars:        vars,
 		Engine:      expr.Default,

@@ -14,5 +14,10 @@ func Runners() map[string]Runner {
 		"labels":        RunnerFunc(runLabels),
 		"commands":      RunnerFunc(runCommands),
 		"http-request":  RunnerFunc(runHTTPRequest),
+
+		"storage-write":                         RunnerFunc(runStorageWrite),
+		"storage-size":                          RunnerFunc(runStorageSize),
+		"storage-delete":                        RunnerFunc(runStorageDelete),
+		"storage-purge-current-execution-files": RunnerFunc(runStoragePurgeExecution),
 	}
 }

@@ -65,6 +65,9 @@ type RunContext struct {
 	ExecutionID string
 	TaskRunID   string
 	Attempt     int
+	// Files is the task run's access to internal storage; nil where Kite
+	// runs without one.
+	Files *Files
 }
 
 // Has reports whether the task sets the property (or it has a default).

@@ -24,6 +24,7 @@ func Register(r *plugin.Registry) error {
 		types []*plugin.Type
 	}{
 		{"runnable tasks", runnableTasks()},
+		{"storage tasks", storageTasks()},
 		{"flowable tasks", flowableTasks()},
 		{"unsupported tasks", unsupportedTasks()},
 		{"triggers", triggers()},

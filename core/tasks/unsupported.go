@@ -58,16 +58,11 @@ func unsupportedTasks() []*plugin.Type {
 
 		storageTask("storage-concat", "Concat", "Concatenate files of internal storage.", true),
 		storageTask("storage-deduplicate-items", "DeduplicateItems", "Remove duplicate items of an ION file.", true),
-		storageTask("storage-delete", "Delete", "Delete a file of internal storage.", true),
 		storageTask("storage-filter-items", "FilterItems", "Filter the items of an ION file.", true),
 		storageTask("storage-local-files", "LocalFiles", "Create files in, or collect files from, a working directory.", true),
 		storageTask("storage-purge", "Purge", "Purge internal storage files.", true),
-		storageTask("storage-purge-execution", "PurgeExecution", "Purge the current execution's files.", true),
-		storageTask("storage-purge-current-execution-files", "PurgeCurrentExecutionFiles", "Purge the current execution's files.", false),
 		storageTask("storage-reverse", "Reverse", "Reverse the lines of a file.", true),
-		storageTask("storage-size", "Size", "Get the size of a file of internal storage.", true),
 		storageTask("storage-split", "Split", "Split a file of internal storage into several files.", true),
-		storageTask("storage-write", "Write", "Write content to a file of internal storage.", false),
 
 		unsupported("state-get", "Get a state file.", noState,
 			"io.kestra.plugin.core.state.Get", "io.kestra.core.tasks.states.Get"),
