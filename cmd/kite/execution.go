@@ -35,6 +35,7 @@ func newExecutionCmd() *cobra.Command {
 	cf := addClientFlags(cmd, true)
 	cmd.AddCommand(newExecutionRunCmd(cf), newExecutionGetCmd(cf), newExecutionWatchCmd(cf),
 		newExecutionKillCmd(cf), newExecutionResumeCmd(cf), newExecutionRestartCmd(cf), newExecutionReplayCmd(cf))
+	cmd.AddCommand(newExecutionFilesCmd(cf))
 	return cmd
 }
 

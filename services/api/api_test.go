@@ -262,8 +262,8 @@ func TestCreateWithFiles(t *testing.T) {
 		}
 	}
 	_, err = stream.CloseAndRecv()
-	if st := wantCode(t, "CreateWithFiles() with a chunk", err, codes.Unimplemented); !strings.Contains(st.Message(), "issue 7") {
-		t.Errorf("message %q does not say FILE inputs wait for internal storage (issue 7)", st.Message())
+	if st := wantCode(t, "CreateWithFiles() with a chunk, without storage", err, codes.FailedPrecondition); !strings.Contains(st.Message(), "no internal storage") {
+		t.Errorf("message %q does not say the server has no internal storage", st.Message())
 	}
 
 	stream, err = h.executions.CreateWithFiles(testCtx(t))

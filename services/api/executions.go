@@ -2,19 +2,19 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/kiteflow/kite/core/execution"
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/proto/codec"
 	eventv1 "github.com/kiteflow/kite/proto/gen/kite/event/v1"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
@@ -37,34 +37,12 @@ func (x *executionService) Create(ctx context.Context, req *kitev1.ExecutionServ
 	return &kitev1.ExecutionServiceCreateResponse{Execution: e}, nil
 }
 
-// CreateWithFiles creates an execution of a flow without FILE inputs sent as
-// chunks; FILE inputs need internal storage, which the API does not have yet
-// (issue 7), so a request with chunks is refused.
+// CreateWithFiles creates an execution with FILE inputs sent as chunks: the
+// files are stored first, then the execution is created with their URIs.
 func (x *executionService) CreateWithFiles(stream grpc.ClientStreamingServer[kitev1.ExecutionServiceCreateWithFilesRequest, kitev1.ExecutionServiceCreateWithFilesResponse]) error {
-	ctx := stream.Context()
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return invalidArgument("request", "the stream is empty; its first message must hold the request")
-	}
+	e, err := x.s.createWithFiles(stream)
 	if err != nil {
-		return err
-	}
-	req := first.GetRequest()
-	if req == nil {
-		return invalidArgument("request", "the first message must hold the request, not a file chunk")
-	}
-	switch next, err := stream.Recv(); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		return err
-	default:
-		return status.Errorf(codes.Unimplemented,
-			"FILE inputs need internal storage, which this server does not have yet (issue 7): input %q cannot be uploaded; create the execution without chunks",
-			next.GetChunk().GetInput())
-	}
-	e, err := x.s.createFromRequest(ctx, req)
-	if err != nil {
-		return x.s.status(ctx, err)
+		return x.s.status(stream.Context(), err)
 	}
 	return stream.SendAndClose(&kitev1.ExecutionServiceCreateWithFilesResponse{Execution: e})
 }
@@ -77,7 +55,11 @@ func (x *executionService) Get(ctx context.Context, req *kitev1.ExecutionService
 	if err != nil {
 		return nil, x.s.status(ctx, err)
 	}
-	return &kitev1.ExecutionServiceGetResponse{Execution: e.exec}, nil
+	exec, err := x.s.resolveExecution(ctx, e.exec)
+	if err != nil {
+		return nil, x.s.status(ctx, err)
+	}
+	return &kitev1.ExecutionServiceGetResponse{Execution: exec}, nil
 }
 
 func (x *executionService) Watch(req *kitev1.ExecutionServiceWatchRequest, stream grpc.ServerStreamingServer[kitev1.ExecutionServiceWatchResponse]) error {
@@ -90,6 +72,16 @@ func (x *executionService) Watch(req *kitev1.ExecutionServiceWatchRequest, strea
 	ctx, done := x.s.streamContext(stream.Context())
 	defer done()
 	err := x.s.follow(ctx, req.GetExecutionId(), max(req.GetFromSequence(), 1), x.s.cfg.WatchNotFoundWait, func(ev *kitev1.ExecutionEvent) error {
+		if o := ev.GetOutputs(); o != nil && storage.HasRefs(codec.FromStruct(o)) {
+			m, err := storage.ResolveMap(ctx, x.s.store, codec.FromStruct(o))
+			if err != nil {
+				return err
+			}
+			ev = proto.CloneOf(ev)
+			if ev.Outputs, err = codec.ToStruct(m); err != nil {
+				return err
+			}
+		}
 		return stream.Send(&kitev1.ExecutionServiceWatchResponse{Event: ev})
 	})
 	return x.s.status(ctx, err)
@@ -247,28 +239,39 @@ type newExecution struct {
 	inputs  *structpb.Struct // as given, not yet validated
 	labels  []*kitev1.Label
 	trigger *structpb.Struct
+	// id is the execution's id, when chosen before (to store its files
+	// first); empty for a new one.
+	id string
 }
 
 // createFromRequest creates the execution a Create request asks for.
 func (s *Server) createFromRequest(ctx context.Context, req *kitev1.ExecutionServiceCreateRequest) (*kitev1.Execution, error) {
-	switch {
-	case req.GetNamespace() == "":
-		return nil, invalidArgument("namespace", "must be set")
-	case req.GetFlowId() == "":
-		return nil, invalidArgument("flow_id", "must be set")
-	case req.Revision != nil && req.GetRevision() < 1:
-		return nil, invalidArgument("revision", fmt.Sprintf("must be at least 1 (or unset for the latest), got %d", req.GetRevision()))
-	}
-	for i, l := range req.GetLabels() {
-		if l.GetKey() == "" {
-			return nil, invalidArgument(fmt.Sprintf("labels[%d].key", i), "must not be empty")
-		}
+	if err := checkCreateRequest(req); err != nil {
+		return nil, err
 	}
 	f, err := s.flows.Flow(req.GetNamespace(), req.GetFlowId(), int(req.GetRevision()))
 	if err != nil {
 		return nil, err
 	}
 	return s.create(ctx, newExecution{flow: f, inputs: req.GetInputs(), labels: req.GetLabels()})
+}
+
+// checkCreateRequest checks the fields of a Create request.
+func checkCreateRequest(req *kitev1.ExecutionServiceCreateRequest) error {
+	switch {
+	case req.GetNamespace() == "":
+		return invalidArgument("namespace", "must be set")
+	case req.GetFlowId() == "":
+		return invalidArgument("flow_id", "must be set")
+	case req.Revision != nil && req.GetRevision() < 1:
+		return invalidArgument("revision", fmt.Sprintf("must be at least 1 (or unset for the latest), got %d", req.GetRevision()))
+	}
+	for i, l := range req.GetLabels() {
+		if l.GetKey() == "" {
+			return invalidArgument(fmt.Sprintf("labels[%d].key", i), "must not be empty")
+		}
+	}
+	return nil
 }
 
 // create validates the inputs, writes the create command of a new execution
@@ -282,11 +285,18 @@ func (s *Server) create(ctx context.Context, n newExecution) (*kitev1.Execution,
 	}
 	// The executor resolves the inputs again from the flow source; this
 	// check refuses bad inputs before anything is written.
-	if _, err := execution.ResolveInputs(f, codec.FromStruct(n.inputs), s.engine); err != nil {
+	typed, err := execution.ResolveInputs(f, codec.FromStruct(n.inputs), s.engine)
+	if err != nil {
 		return nil, err
 	}
-
-	id := execution.RandomExecutionID(time.Now())
+	id := n.id
+	if id == "" {
+		id = execution.RandomExecutionID(time.Now())
+	}
+	inputs, err := s.offloadInputs(ctx, f, id, n.inputs, typed)
+	if err != nil {
+		return nil, err
+	}
 	// The wait ends a little before the request's deadline, so that the
 	// client gets the answer below rather than its own timeout.
 	waitFor := s.cfg.CreateWait
@@ -307,7 +317,7 @@ func (s *Server) create(ctx context.Context, n newExecution) (*kitev1.Execution,
 		return nil, err
 	}
 	cmd := &eventv1.Command{ExecutionId: id, Kind: &eventv1.Command_Create{Create: &eventv1.CreateCommand{
-		Namespace: f.Namespace, FlowId: f.ID, Revision: int32(f.Revision), Inputs: n.inputs,
+		Namespace: f.Namespace, FlowId: f.ID, Revision: int32(f.Revision), Inputs: inputs,
 		Labels: n.labels, Trigger: n.trigger, FlowSource: f.Source,
 	}}}
 	if err := s.topics.produceCommand(ctx, cmd); err != nil {

@@ -11,6 +11,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ import (
 
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/core/storage"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
 	"github.com/kiteflow/kite/streams"
 )
@@ -72,6 +74,14 @@ type Deps struct {
 	FlowService    kitev1.FlowServiceServer
 	TriggerService kitev1.TriggerServiceServer
 	SearchService  kitev1.SearchServiceServer
+	// Storage is the internal storage whose files of executions the
+	// FileService serves. Nil: the FileService answers every call
+	// FAILED_PRECONDITION, saying the server has no internal storage.
+	Storage storage.Storage
+	// MaxInlineBytes is the largest JSON size of an execution's inputs sent
+	// inside its create command; larger inputs are stored in Storage and
+	// sent as references (claim-check). Default 256 KiB.
+	MaxInlineBytes int
 	// Registry receives the gRPC and Kafka metrics and is what /metrics
 	// serves. Nil: a registry of the API's own.
 	Registry *prometheus.Registry
@@ -86,6 +96,10 @@ type Server struct {
 	topics *topics
 	cache  *executionCache
 	engine *expr.Engine
+	// store is internal storage (nil: none); maxInline bounds the inputs
+	// carried in a create command.
+	store     storage.Storage
+	maxInline int
 
 	grpc     *grpc.Server
 	health   *health.Server
@@ -140,6 +154,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Server, error) {
 		cfg:    cfg,
 		flows:  deps.Flows,
 		logger: logger,
+		store:  deps.Storage, maxInline: cmp.Or(deps.MaxInlineBytes, 256<<10),
 		topics: &topics{
 			cfg: deps.Kafka, opts: deps.KafkaOpts, client: client, admin: kadm.NewClient(client),
 			timeout: cfg.KafkaTimeout, logger: logger, counts: map[string]int{},
@@ -184,7 +199,9 @@ func (s *Server) buildGRPC(deps Deps, reg *prometheus.Registry) error {
 	)
 	kitev1.RegisterExecutionServiceServer(s.grpc, &executionService{s: s})
 	kitev1.RegisterLogServiceServer(s.grpc, &logService{s: s})
-	s.services = []string{kitev1.ExecutionService_ServiceDesc.ServiceName, kitev1.LogService_ServiceDesc.ServiceName}
+	kitev1.RegisterFileServiceServer(s.grpc, &fileService{s: s, store: deps.Storage})
+	s.services = []string{kitev1.ExecutionService_ServiceDesc.ServiceName, kitev1.LogService_ServiceDesc.ServiceName,
+		kitev1.FileService_ServiceDesc.ServiceName}
 	if deps.FlowService != nil {
 		kitev1.RegisterFlowServiceServer(s.grpc, deps.FlowService)
 		s.services = append(s.services, kitev1.FlowService_ServiceDesc.ServiceName)

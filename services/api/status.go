@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiteflow/kite/core/execution"
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/services/rpcstatus"
 )
 
@@ -46,6 +47,10 @@ func (s *Server) status(ctx context.Context, err error) error {
 		return status.Errorf(codes.FailedPrecondition, "%v; apply a fixed revision of the flow", err)
 	case errors.As(err, &ie):
 		return inputsStatus(ie)
+	case errors.Is(err, storage.ErrUnavailable):
+		return status.Errorf(codes.Unavailable, "internal storage is unavailable: %v; retry later", err)
+	case errors.Is(err, storage.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
 	}
 	s.logger.Error("request failed unexpectedly", zap.Error(err))
 	return status.Errorf(codes.Internal, "internal error: %v", err)

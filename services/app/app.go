@@ -27,6 +27,7 @@ import (
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
 	"github.com/kiteflow/kite/core/repository"
+	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/core/tasks"
 	"github.com/kiteflow/kite/indexer/elasticsearch"
 	"github.com/kiteflow/kite/indexer/embedded"
@@ -57,8 +58,10 @@ const (
 	modScheduler = RoleScheduler
 	modAPI       = RoleAPI
 	modIndexer   = RoleIndexer
-	modRepo      = "repository" // the search repository (embedded index or Elasticsearch)
-	modMetrics   = "metrics"    // /metrics when no API serves it
+	modRepo      = "repository"        // the search repository (embedded index or Elasticsearch)
+	modStorage   = "storage"           // internal storage (local folder or GCS)
+	modRetention = "storage-retention" // deletes files older than storage.retention
+	modMetrics   = "metrics"           // /metrics when no API serves it
 )
 
 // module is one part of the process: what it needs started before it, and
@@ -78,12 +81,14 @@ var modules = map[string]module{
 	modTopics:    {deps: []string{modBroker}, init: (*App).initTopics},
 	modFlows:     {deps: []string{modTopics}, init: (*App).initFlows},
 	modTriggers:  {deps: []string{modTopics}, init: (*App).initTriggers},
-	modExecutor:  {deps: []string{modFlows}, init: (*App).initExecutor, restart: true},
-	modWorker:    {deps: []string{modTopics}, init: (*App).initWorker, restart: true},
-	modScheduler: {deps: []string{modTopics}, init: (*App).initScheduler, restart: true},
+	modExecutor:  {deps: []string{modFlows, modStorage}, init: (*App).initExecutor, restart: true},
+	modWorker:    {deps: []string{modTopics, modStorage}, init: (*App).initWorker, restart: true},
+	modScheduler: {deps: []string{modTopics, modRetention}, init: (*App).initScheduler, restart: true},
+	modStorage:   {init: (*App).initStorage},
+	modRetention: {deps: []string{modStorage}, init: (*App).initStorageRetention},
 	modRepo:      {init: (*App).initRepository},
 	modIndexer:   {deps: []string{modTopics, modRepo}, init: (*App).initIndexer, restart: true},
-	modAPI:       {deps: []string{modFlows, modTriggers, modRepo}, init: (*App).initAPI},
+	modAPI:       {deps: []string{modFlows, modTriggers, modRepo, modStorage}, init: (*App).initAPI},
 	modMetrics:   {init: (*App).initMetrics},
 }
 
@@ -101,6 +106,7 @@ type App struct {
 	trig   *scheduler.TriggerService
 	api    *api.Server
 	repo   repoStore // nil when no repository is configured
+	store  storage.Storage
 
 	// started is closed once every module has started.
 	started chan struct{}
@@ -376,11 +382,11 @@ func (a *App) initTriggers(ctx context.Context) (service, error) {
 }
 
 func (a *App) initExecutor(ctx context.Context) (service, error) {
-	return executor.New(a.cfg.Executor, a.cfg.Kafka, a.flows, a.log)
+	return executor.New(a.cfg.Executor, a.cfg.Kafka, a.flows, a.log, executor.WithStorage(a.store, a.cfg.Storage.MaxInlineBytes))
 }
 
 func (a *App) initWorker(ctx context.Context) (service, error) {
-	return worker.New(a.cfg.Worker, a.cfg.Kafka, a.log)
+	return worker.New(a.cfg.Worker, a.cfg.Kafka, worker.Files{Store: a.store, MaxInlineBytes: a.cfg.Storage.MaxInlineBytes}, a.log)
 }
 
 func (a *App) initScheduler(ctx context.Context) (service, error) {
@@ -456,6 +462,7 @@ func (a *App) initAPI(ctx context.Context) (service, error) {
 	deps := api.Deps{
 		Flows: a.flows, Kafka: a.cfg.Kafka, Registry: a.reg,
 		FlowService: flows.NewServer(a.flows, a.log), TriggerService: a.trig,
+		Storage: a.store, MaxInlineBytes: a.cfg.Storage.MaxInlineBytes,
 	}
 	if a.repo != nil {
 		deps.SearchService = search.New(a.repo, a.log)

@@ -45,6 +45,8 @@ type Config struct {
 	// Repository is where the indexer writes and the SearchService reads.
 	Repository RepositoryConfig `yaml:"repository"`
 	Indexer    indexer.Config   `yaml:"indexer"`
+	// Storage is internal storage (files, claim-checked values).
+	Storage StorageConfig `yaml:"storage"`
 }
 
 // Repository types.
@@ -103,6 +105,7 @@ func Defaults() Config {
 		Worker:      worker.Defaults(),
 		Scheduler:   scheduler.Defaults(),
 		Indexer:     indexer.Defaults(),
+		Storage:     defaultStorage(),
 		Repository: RepositoryConfig{Retention: 30 * 24 * time.Hour,
 			Elasticsearch: ElasticsearchConfig{Flavor: "elasticsearch", IndexPrefix: "kite-", Shards: 1, Replicas: 1}},
 	}
@@ -147,6 +150,9 @@ func (c Config) Validate(roles Roles) error {
 	}
 	if roles.Has(RoleScheduler) {
 		add("scheduler", c.Scheduler.Validate())
+	}
+	for _, e := range c.Storage.validate() {
+		errs = append(errs, fmt.Errorf("storage.%w", e))
 	}
 	if roles.Has(RoleIndexer) || roles.Has(RoleAPI) {
 		for _, e := range c.Repository.validate(roles) {

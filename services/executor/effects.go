@@ -1,14 +1,18 @@
 package executor
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/kiteflow/kite/core/execution"
+	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/proto/codec"
 	eventv1 "github.com/kiteflow/kite/proto/gen/kite/event/v1"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
@@ -82,6 +86,11 @@ func (p *processor) dispatch(pc *streams.PartitionContext, l *loaded, d executio
 	pv, err := codec.ToStruct(vars)
 	if err != nil {
 		return fmt.Errorf("execution %s: variables of task run %s: %w", e.ID, tr.TaskID, err)
+	}
+	if proto.Size(pv) > p.maxInline {
+		if pv, err = p.offloadVars(e, tr, d.Attempt, vars); err != nil {
+			return fmt.Errorf("execution %s: variables of task run %s: %w", e.ID, tr.TaskID, err)
+		}
 	}
 	job := &eventv1.WorkerJob{
 		ExecutionId: e.ID, TaskRunId: tr.ID, Attempt: int32(d.Attempt), Time: codec.Time(pc.Now),
@@ -268,4 +277,24 @@ func (p *processor) flowTriggers(pc *streams.PartitionContext, up *execution.Exe
 		}
 	}
 	return nil
+}
+
+// offloadVarsTimeout bounds the storing of a job's variables.
+const offloadVarsTimeout = time.Minute
+
+// offloadVars keeps the largest variables of a job in internal storage
+// (claim-check), so that the job fits in a Kafka record however many
+// outputs the execution gathered; the worker reads them back. The URIs are
+// per attempt and the puts idempotent, so a batch processed again after an
+// aborted transaction writes the same files.
+func (p *processor) offloadVars(e *execution.Execution, tr *execution.TaskRun, attempt int, vars map[string]any) (*structpb.Struct, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), offloadVarsTimeout)
+	defer cancel()
+	out, err := storage.Offload(ctx, p.store, vars, p.maxInline, func(key string) (string, error) {
+		return storage.TaskFile(e.Namespace, e.FlowID, e.ID, tr.TaskID, tr.ID, fmt.Sprintf("job-%d/%s.json", attempt, key))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return codec.ToStruct(out)
 }

@@ -12,6 +12,7 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/streams"
 )
 
@@ -118,7 +120,7 @@ func New(cfg Config, kafka streams.Config, flows FlowSource, logger *zap.Logger,
 	if err != nil {
 		return nil, err
 	}
-	proc := newProcessor(cfg, kafka, flows, hb, logger)
+	proc := newProcessor(cfg, kafka, flows, hb, logger, o.store, cmp.Or(o.maxInline, 256<<10))
 	appCfg := streams.AppConfig{
 		Group:            kafka.TransactionalID(Group),
 		Inputs:           []string{kafka.Topic(streams.TopicCommands), kafka.Topic(streams.TopicWorkerResults)},
@@ -155,6 +157,16 @@ type options struct {
 	now        func() time.Time
 	clientOpts []kgo.Opt
 	onCommit   func(time.Duration, int)
+	store      storage.Storage
+	maxInline  int
+}
+
+// WithStorage gives the executor internal storage, where it keeps the
+// variables of a worker job too large for a Kafka record (more than
+// maxInline bytes of JSON; claim-check). Without it such a job fails its
+// task run, saying why.
+func WithStorage(store storage.Storage, maxInline int) Option {
+	return func(o *options) { o.store, o.maxInline = store, maxInline }
 }
 
 // WithClock sets the clock of the executor (default time.Now).

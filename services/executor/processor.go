@@ -16,6 +16,7 @@ import (
 	"github.com/kiteflow/kite/core/execution"
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
+	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/core/tasks"
 	"github.com/kiteflow/kite/proto/codec"
 	eventv1 "github.com/kiteflow/kite/proto/gen/kite/event/v1"
@@ -33,6 +34,9 @@ type processor struct {
 	engine  *expr.Engine
 	parser  *flow.Parser
 	cache   *cache
+	// store keeps job variables too large for a record (nil: none).
+	store     storage.Storage
+	maxInline int
 
 	flowsMu sync.Mutex
 	flows   map[string]*flow.Flow // parsed revisions by state key
@@ -43,9 +47,15 @@ type topics struct {
 	commands, events, jobs, kills, logs string
 }
 
-func newProcessor(cfg Config, kafka streams.Config, source FlowSource, hb *heartbeats, logger *zap.Logger) *processor {
+func newProcessor(cfg Config, kafka streams.Config, source FlowSource, hb *heartbeats, logger *zap.Logger, store storage.Storage, maxInline int) *processor {
 	engine := expr.Default
+	if store != nil {
+		// Expressions the executor evaluates read claim-checked values
+		// (large outputs and inputs) back from storage.
+		engine = expr.New(expr.WithResolver(storage.RefResolver(store)))
+	}
 	return &processor{
+		store: store, maxInline: maxInline,
 		cfg: cfg,
 		topics: topics{
 			commands: kafka.Topic(streams.TopicCommands), events: kafka.Topic(streams.TopicExecutionEvents),

@@ -50,6 +50,13 @@ func (w *Worker) runAttempt(ctx, deliverCtx context.Context, job *eventv1.Worker
 	if err := tl.pending.wait(deliverCtx); err != nil {
 		log.Warn("log lines of the attempt not confirmed before its result", zap.Error(err))
 	}
+	if out, err := w.offloadOutputs(deliverCtx, job, fin.Outputs); err != nil {
+		msg := fmt.Sprintf("the outputs of task %s are too large for a Kafka record and could not be stored: %v", job.GetTaskId(), err)
+		tl.Log(tasks.LevelError, msg)
+		fin = execution.TaskFinished{State: execution.Failed, Error: msg}
+	} else {
+		fin.Outputs = out
+	}
 	rec := w.finishedRecord(job, fin, time.Now())
 	if err := w.deliver(deliverCtx, rec); err != nil {
 		resultsUndelivered.Inc()
@@ -92,9 +99,13 @@ func (w *Worker) execute(ctx context.Context, job *eventv1.WorkerJob, tl *taskLo
 	if vars == nil {
 		vars = map[string]any{}
 	}
+	if vars, err = w.resolveVars(ctx, vars); err != nil {
+		return fail(err.Error())
+	}
 	rc := &tasks.RunContext{
 		Task: t, Vars: vars, Engine: w.engine, Logger: tl,
 		ExecutionID: job.GetExecutionId(), TaskRunID: job.GetTaskRunId(), Attempt: int(job.GetAttempt()),
+		Files: w.taskFiles(job),
 	}
 	fin := tasks.RunAttempt(ctx, w.runners, rc)
 	if fin.State == execution.Killed {

@@ -27,7 +27,7 @@ func benchmarkLogJobs(b *testing.B, e *env) {
 		recs[i] = e.jobRecord(b, js.job(b, "say"))
 	}
 	e.produce(b, recs...)
-	w, err := New(testConfig("bench"), e.kafka, nil)
+	w, err := New(testConfig("bench"), e.kafka, Files{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -70,6 +70,7 @@ type Worker struct {
 
 	runners map[string]tasks.Runner
 	engine  *expr.Engine
+	files   Files
 	flows   *flowCache
 
 	mu      sync.Mutex
@@ -103,7 +104,7 @@ func (k attemptKey) String() string { return fmt.Sprintf("%s/%d", k.taskRunID, k
 // are appended to the options of each of the worker's three Kafka clients
 // (jobs, results and logs, kills); a metrics hook belongs to one client, so
 // pass none here.
-func New(cfg Config, kafka streams.Config, logger *zap.Logger, opts ...kgo.Opt) (*Worker, error) {
+func New(cfg Config, kafka streams.Config, files Files, logger *zap.Logger, opts ...kgo.Opt) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid worker config: %w", err)
 	}
@@ -112,7 +113,7 @@ func New(cfg Config, kafka streams.Config, logger *zap.Logger, opts ...kgo.Opt) 
 	}
 	log := logger.Named("worker").With(fWorkerID(cfg.ID))
 	w := &Worker{
-		cfg: cfg, log: log,
+		cfg: cfg, log: log, files: files.withDefaults(),
 		topics: topicNames{
 			jobs: kafka.Topic(streams.TopicWorkerJobs), kills: kafka.Topic(streams.TopicWorkerKills),
 			results: kafka.Topic(streams.TopicWorkerResults), logs: kafka.Topic(streams.TopicLogs),
@@ -124,7 +125,9 @@ func New(cfg Config, kafka streams.Config, logger *zap.Logger, opts ...kgo.Opt) 
 		killed:    newRecentKills(recentKillsSize),
 		slotFreed: make(chan struct{}, 1),
 	}
-	w.engine = expr.New(expr.WithFunc("errorLogs", errorLogs))
+	w.engine = expr.New(expr.WithFunc("errorLogs", errorLogs),
+		expr.WithFunc("read", tasks.ReadFunc), expr.WithFunc("fileExists", tasks.FileExistsFunc),
+		expr.WithFunc("fileSize", tasks.FileSizeFunc), expr.WithFunc("isFileEmpty", tasks.IsFileEmptyFunc))
 	// Expressions are checked by the same engine that renders them, which
 	// also warms its template cache.
 	w.flows = newFlowCache(&flow.Parser{Registry: tasks.Registry(), CheckExpr: w.engine.Check}, flowCacheSize)

@@ -94,7 +94,7 @@ func testConfig(id string) Config {
 // ends); stop returns once Run has.
 func startWorker(t *testing.T, e *env, cfg Config) (stop func()) {
 	t.Helper()
-	w, err := New(cfg, e.kafka, testLogger(t))
+	w, err := New(cfg, e.kafka, Files{}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
