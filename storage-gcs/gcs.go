@@ -59,6 +59,11 @@ type Config struct {
 	// positive multiple of 256 KiB, default 16 MiB. Every Put in progress
 	// holds one such buffer; it is the only memory a Put holds.
 	ChunkSize int `yaml:"chunk_size"`
+	// RetryFor bounds how long one operation (or one chunk of an upload)
+	// is retried on transient errors before it fails with
+	// storage.ErrUnavailable (a task then fails, and its retry policy
+	// applies). Default 1m.
+	RetryFor time.Duration `yaml:"retry_for"`
 }
 
 const (
@@ -72,9 +77,8 @@ const (
 	maxPrefixLen = 256
 	// maxObjectName is GCS's limit, in bytes of UTF-8.
 	maxObjectName = 1024
-	// retryFor bounds how long one operation (or one chunk of an upload)
-	// is retried on transient errors before it fails with ErrUnavailable.
-	retryFor = time.Minute
+	// defaultRetryFor is the default Config.RetryFor.
+	defaultRetryFor = time.Minute
 	// deleteWorkers is how many deletes DeletePrefix has in flight: GCS
 	// has no bulk delete in its JSON API, one request per object.
 	deleteWorkers = 16
@@ -83,12 +87,15 @@ const (
 // Defaults returns a Config with every default set; Bucket is still to be
 // given.
 func Defaults() Config {
-	return Config{ChunkSize: DefaultChunkSize}
+	return Config{ChunkSize: DefaultChunkSize, RetryFor: defaultRetryFor}
 }
 
 // withDefaults returns c with its unset fields defaulted and its prefix
 // without a trailing slash.
 func (c Config) withDefaults() Config {
+	if c.RetryFor == 0 {
+		c.RetryFor = defaultRetryFor
+	}
 	if c.ChunkSize == 0 {
 		c.ChunkSize = DefaultChunkSize
 	}
@@ -121,6 +128,9 @@ func (c Config) Validate() error {
 		case u.Scheme == "http" && c.CredentialsFile != "":
 			bad("credentials_file", "is not used with the plain http endpoint %q (credentials are never sent in clear text): remove one of them", c.Endpoint)
 		}
+	}
+	if c.RetryFor < 0 {
+		bad("retry_for", "must not be negative, got %s", c.RetryFor)
 	}
 	if c.ChunkSize < chunkUnit || c.ChunkSize > maxChunkSize || c.ChunkSize%chunkUnit != 0 {
 		bad("chunk_size", "must be a multiple of 262144 (256 KiB) between 262144 and %d, got %d", maxChunkSize, c.ChunkSize)
@@ -208,6 +218,7 @@ type Store struct {
 	name   string // the bucket's, for messages
 	prefix string // "" or the prefix with a trailing slash
 	chunk  int
+	retry  time.Duration // how long an operation is retried
 
 	closeOnce sync.Once
 	closeErr  error
@@ -255,17 +266,18 @@ func New(ctx context.Context, cfg Config, opts ...option.ClientOption) (*Store, 
 	// only resends the chunk the client still holds. For Delete, a retry
 	// whose first attempt succeeded unseen reports ErrNotFound, which
 	// callers that delete already take as done (DeletePrefix ignores it).
-	// Retries stop after retryFor (or when ctx ends) with ErrUnavailable.
+	// Retries stop after cfg.RetryFor (or when ctx ends) with ErrUnavailable.
 	client.SetRetry(
 		gcs.WithPolicy(gcs.RetryAlways),
 		gcs.WithBackoff(gax.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}),
-		gcs.WithMaxRetryDuration(retryFor),
+		gcs.WithMaxRetryDuration(cfg.RetryFor),
 	)
 	s := &Store{
 		client: client,
 		bucket: client.Bucket(cfg.Bucket),
 		name:   cfg.Bucket,
 		chunk:  cfg.ChunkSize,
+		retry:  cfg.RetryFor,
 	}
 	if cfg.Prefix != "" {
 		s.prefix = cfg.Prefix + "/"
@@ -368,27 +380,72 @@ func (s *Store) Put(ctx context.Context, uri string, r io.Reader) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The client retries some upload requests (an upload in one request,
+	// the start of a resumable one) until its context ends, whatever
+	// RetryFor says: each call into the writer that waits for GCS (a Write
+	// with a chunk in flight, the Close) gets a deadline of its own, so
+	// that an outage fails the Put with ErrUnavailable instead of hanging.
+	// Time spent waiting for r does not count.
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	w := s.bucket.Object(name).NewWriter(wctx)
 	w.ChunkSize = s.chunk
-	w.ChunkRetryDeadline = retryFor
+	w.ChunkRetryDeadline = s.retry
 	// Kite's files are bytes to Kite; no sniffing of the first 512.
 	w.ContentType = "application/octet-stream"
+	limit := s.retry + transferTime(s.chunk)
+	guard := func(f func() error) error {
+		t := time.AfterFunc(limit, func() { cancel(errStalled) })
+		defer t.Stop()
+		return f()
+	}
 	src := &sourceReader{r: r}
-	n, err := io.Copy(w, src)
-	if err != nil {
-		cancel() // before Close, which would otherwise finalize what was sent
-		_ = w.Close()
-		if src.err != nil {
-			return 0, fmt.Errorf("put %s: reading the content: %w", uri, src.err)
+	buf := make([]byte, copyBuffer)
+	var written int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if err = guard(func() error { _, err := w.Write(buf[:n]); return err }); err != nil {
+				break
+			}
+			written += int64(n)
 		}
-		return 0, s.fail("put", uri, name, err)
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
 	}
-	if err := w.Close(); err != nil {
-		return 0, s.fail("put", uri, name, err)
+	if err == nil {
+		err = guard(w.Close)
+		if err == nil {
+			return written, nil
+		}
+	} else {
+		cancel(err) // before Close, which would otherwise finalize what was sent
+		_ = w.Close()
 	}
-	return n, nil
+	switch {
+	case src.err != nil:
+		return 0, fmt.Errorf("put %s: reading the content: %w", uri, src.err)
+	case errors.Is(context.Cause(wctx), errStalled) && ctx.Err() == nil:
+		return 0, fmt.Errorf("put %s (gs://%s/%s): %w: GCS did not answer within %s", uri, s.name, name, storage.ErrUnavailable, limit)
+	}
+	return 0, s.fail("put", uri, name, err)
+}
+
+// copyBuffer is how many bytes of a Put go to the writer per call.
+const copyBuffer = 1 << 20
+
+// errStalled ends a Put whose writer waited for GCS longer than allowed.
+var errStalled = errors.New("GCS did not answer within the retry deadline")
+
+// transferTime is what sending n bytes may take, at 1 MiB/s at least,
+// beyond the retries.
+func transferTime(n int) time.Duration {
+	return time.Second + time.Duration(n)*time.Second/(1<<20)
 }
 
 // sourceReader remembers the error of the content being put, to tell it

@@ -525,3 +525,52 @@ func BenchmarkStore(b *testing.B) {
 		return f.open(tb, Config{Bucket: f.newBucket()})
 	})
 }
+
+// TestOutageFailsWithinRetryFor: with GCS failing, every operation gives up
+// with ErrUnavailable once RetryFor has passed, whatever its kind: a Put of
+// one request (which the client would otherwise retry until its context
+// ends), a Put in chunks, reads, lists and deletes.
+func TestOutageFailsWithinRetryFor(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Error(w, "outage", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	s, err := New(t.Context(), Config{Bucket: "kite-test", Endpoint: down.URL, ChunkSize: 256 << 10, RetryFor: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	const uri = "kite:///ns/f/executions/e/x"
+	for _, op := range []struct {
+		name string
+		do   func(ctx context.Context) error
+	}{
+		{"small put", func(ctx context.Context) error {
+			_, err := s.Put(ctx, uri, strings.NewReader("x"))
+			return err
+		}},
+		{"chunked put", func(ctx context.Context) error {
+			_, err := s.Put(ctx, uri, bytes.NewReader(make([]byte, 600<<10)))
+			return err
+		}},
+		{"get", func(ctx context.Context) error {
+			_, err := s.Get(ctx, uri, storage.Whole)
+			return err
+		}},
+		{"stat", func(ctx context.Context) error { _, err := s.Stat(ctx, uri); return err }},
+		{"list", func(ctx context.Context) error { _, err := s.List(ctx, "kite:///ns"); return err }},
+		{"delete", func(ctx context.Context) error { return s.Delete(ctx, uri) }},
+	} {
+		t.Run(op.name, func(t *testing.T) {
+			// The test's own deadline is far beyond RetryFor and the
+			// transfer allowance: hitting it means the operation hung.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			err := op.do(ctx)
+			if !errors.Is(err, storage.ErrUnavailable) || ctx.Err() != nil {
+				t.Fatalf("%s during an outage = %v (ctx: %v); want ErrUnavailable before the test's deadline", op.name, err, ctx.Err())
+			}
+		})
+	}
+}

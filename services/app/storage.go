@@ -57,8 +57,10 @@ func (s StorageConfig) validate() []error {
 	switch s.Type {
 	case StorageLocal:
 	case StorageGCS:
-		for _, e := range unjoin(s.GCS.Validate()) {
-			errs = append(errs, fmt.Errorf("gcs.%w", e))
+		if err := s.GCS.Validate(); err != nil {
+			for _, e := range unjoin(err) {
+				errs = append(errs, fmt.Errorf("gcs.%w", e))
+			}
 		}
 	default:
 		errs = append(errs, fmt.Errorf("type: %q is not one of local, gcs", s.Type))
