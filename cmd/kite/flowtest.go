@@ -16,7 +16,9 @@ import (
 
 	"github.com/kiteflow/kite/core/execution"
 	"github.com/kiteflow/kite/core/expr"
+	"github.com/kiteflow/kite/core/flow"
 	"github.com/kiteflow/kite/core/local"
+	"github.com/kiteflow/kite/core/storage"
 	storagelocal "github.com/kiteflow/kite/core/storage/local"
 )
 
@@ -44,7 +46,8 @@ up among the flow files of the same folder (or --flows DIR). Logs print as they 
 then every task run with its state and outputs.
 
 Inputs: --input key=value (repeat it). A value starting with [ or { is read as JSON;
-key=@path passes a local file (for FILE inputs) as a file:// URI.
+key=@path passes a local file (for FILE inputs): it is copied into a temporary internal
+storage, which the tasks read from and write their files to, removed at the end.
 
 Exit status: 0 SUCCESS or WARNING; 1 FAILED, KILLED or CANCELLED; 2 the flow or its
 inputs are invalid (nothing ran); 3 PAUSED (waiting for a resume) or --timeout reached.
@@ -90,6 +93,9 @@ with the status of the last one.`,
 			}
 			defer func() { _ = os.RemoveAll(filesDir) }()
 			if rt.Store, err = storagelocal.New(filesDir); err != nil {
+				return err
+			}
+			if err := storeInputFiles(cmd.Context(), rt.Store, f, given); err != nil {
 				return err
 			}
 			var mu sync.Mutex
@@ -276,4 +282,32 @@ func compact(v any) string {
 		s = s[:197] + "..."
 	}
 	return s
+}
+
+// storeInputFiles copies the local files given as key=@path into the
+// store, under a folder of the flow named flow-test, and replaces their
+// file:// URIs by the kite:/// ones the tasks read.
+func storeInputFiles(ctx context.Context, store storage.Storage, f *flow.Flow, given map[string]any) error {
+	for k, v := range given {
+		s, ok := v.(string)
+		path, isFile := strings.CutPrefix(s, "file://")
+		if !ok || !isFile {
+			continue
+		}
+		uri, err := storage.InputFile(f.Namespace, f.ID, "flow-test", k, filepath.Base(path))
+		if err != nil {
+			return fmt.Errorf("--input %s: %w", k, err)
+		}
+		src, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("--input %s: %w", k, err)
+		}
+		_, err = store.Put(ctx, uri, src)
+		_ = src.Close()
+		if err != nil {
+			return fmt.Errorf("--input %s: %w", k, err)
+		}
+		given[k] = uri
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"github.com/kiteflow/kite/core/expr"
 	"github.com/kiteflow/kite/core/flow"
 	"github.com/kiteflow/kite/core/local"
+	"github.com/kiteflow/kite/core/storage"
+	storagelocal "github.com/kiteflow/kite/core/storage/local"
 	"github.com/kiteflow/kite/core/tasks"
 	"github.com/kiteflow/kite/integration/clustertest"
 	"github.com/kiteflow/kite/proto/codec"
@@ -79,15 +82,43 @@ func TestStandaloneRunsTheExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := local.New(dir).Run(t.Context(), f, nil, local.Options{})
+			// A FILE input gets the same small file in both runs.
+			rt := local.New(dir)
+			if rt.Store, err = storagelocal.New(t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+			given, fileInput := map[string]any{}, ""
+			content := []byte("pear\napple\nfig\n")
+			for _, in := range f.Inputs {
+				if in.Type == flow.InputFile {
+					fileInput = in.ID
+					uri, err := storage.InputFile(f.Namespace, f.ID, "local", in.ID, "example.txt")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := rt.Store.Put(t.Context(), uri, bytes.NewReader(content)); err != nil {
+						t.Fatal(err)
+					}
+					given[in.ID] = uri
+				}
+			}
+			want, err := rt.Run(t.Context(), f, given, local.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			created, err := executions.Create(t.Context(), &kitev1.ExecutionServiceCreateRequest{Namespace: f.Namespace, FlowId: f.ID})
+			req := &kitev1.ExecutionServiceCreateRequest{Namespace: f.Namespace, FlowId: f.ID}
+			var created *kitev1.Execution
+			if fileInput != "" {
+				created, err = uploadFile(t, conn, req, fileInput, "example.txt", content, 1<<20)
+			} else {
+				var resp *kitev1.ExecutionServiceCreateResponse
+				resp, err = executions.Create(t.Context(), req)
+				created = resp.GetExecution()
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			id := created.GetExecution().GetId()
+			id := created.GetId()
 			evs := watch(t, conn, id, nil)
 			got, err := executions.Get(t.Context(), &kitev1.ExecutionServiceGetRequest{ExecutionId: id})
 			if err != nil {

@@ -61,18 +61,17 @@ tasks:
         format: "{{ outputs.big.value | slice(0, 7) }}"
 `
 
-// uploadFile creates an execution of flow files with content as its data
-// input, sent in chunks as `kite execution run --input data=@…` does.
-func uploadFile(tb testing.TB, conn *grpc.ClientConn, name string, content []byte, chunk int) (*kitev1.Execution, error) {
+// uploadFile creates an execution with content as its FILE input, sent in
+// chunks as `kite execution run --input data=@…` does.
+func uploadFile(tb testing.TB, conn *grpc.ClientConn, req *kitev1.ExecutionServiceCreateRequest, input, name string, content []byte, chunk int) (*kitev1.Execution, error) {
 	tb.Helper()
 	stream, err := kitev1.NewExecutionServiceClient(conn).CreateWithFiles(tb.Context())
 	if err != nil {
 		return nil, err
 	}
-	msgs := []*kitev1.ExecutionServiceCreateWithFilesRequest{{Part: &kitev1.ExecutionServiceCreateWithFilesRequest_Request{
-		Request: &kitev1.ExecutionServiceCreateRequest{Namespace: "kite.test.files", FlowId: "files"}}}}
+	msgs := []*kitev1.ExecutionServiceCreateWithFilesRequest{{Part: &kitev1.ExecutionServiceCreateWithFilesRequest_Request{Request: req}}}
 	for off := 0; off < len(content); off += chunk {
-		c := &kitev1.FileChunk{Input: "data", Data: content[off:min(off+chunk, len(content))]}
+		c := &kitev1.FileChunk{Input: input, Data: content[off:min(off+chunk, len(content))]}
 		if off == 0 {
 			c.FileName = name
 		}
@@ -123,7 +122,8 @@ func TestFilesThroughAnExecution(t *testing.T) {
 		content = append(content, []byte(rand.Text()+"\n")...)
 	}
 	lines := bytes.Count(content, []byte("\n"))
-	created, err := uploadFile(t, conn, "rows.csv", content, 256<<10)
+	created, err := uploadFile(t, conn, &kitev1.ExecutionServiceCreateRequest{Namespace: "kite.test.files", FlowId: "files"},
+		"data", "rows.csv", content, 256<<10)
 	if err != nil {
 		t.Fatalf("CreateWithFiles: %v", err)
 	}
