@@ -49,6 +49,8 @@ run: build ## build bin/kite and start standalone Kite with the example flows (C
 	@echo "Starting standalone Kite (data in .kite/). In another terminal, try:"
 	@echo "  bin/kite flow list"
 	@echo "  bin/kite execution run kite.examples hello-world --input name=you --follow"
+	@echo "  bin/kite execution run kite.examples files --input data=@README.md --wait -o json"
+	@echo "  bin/kite execution files EXECUTION_ID --download"
 	@echo "  bin/kite search executions 'namespace:kite*' --since 1h"
 	@echo "  bin/kite stats executions --since 24h --interval 1h"
 	@echo "  bin/kite flow test examples/flows/hello-world.yaml   (in-process, no server)"
