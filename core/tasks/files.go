@@ -183,28 +183,33 @@ func FileExistsFunc(ctx context.Context, args []any) (any, error) {
 	return true, nil
 }
 
-// FileSizeFunc is fileSize(uri), in bytes.
-func FileSizeFunc(ctx context.Context, args []any) (any, error) {
-	uri, err := uriArg("fileSize", args)
+// statFunc describes the file its one argument names, for the function name.
+func statFunc(ctx context.Context, name string, args []any) (storage.Info, error) {
+	uri, err := uriArg(name, args)
 	if err != nil {
-		return nil, err
+		return storage.Info{}, err
 	}
 	info, err := filesFrom(ctx).Stat(ctx, uri)
 	if err != nil {
-		return nil, fmt.Errorf("fileSize(): %w", err)
+		return storage.Info{}, fmt.Errorf("%s(): %w", name, err)
+	}
+	return info, nil
+}
+
+// FileSizeFunc is fileSize(uri), in bytes.
+func FileSizeFunc(ctx context.Context, args []any) (any, error) {
+	info, err := statFunc(ctx, "fileSize", args)
+	if err != nil {
+		return nil, err
 	}
 	return info.Size, nil
 }
 
 // IsFileEmptyFunc is isFileEmpty(uri).
 func IsFileEmptyFunc(ctx context.Context, args []any) (any, error) {
-	uri, err := uriArg("isFileEmpty", args)
+	info, err := statFunc(ctx, "isFileEmpty", args)
 	if err != nil {
 		return nil, err
-	}
-	info, err := filesFrom(ctx).Stat(ctx, uri)
-	if err != nil {
-		return nil, fmt.Errorf("isFileEmpty(): %w", err)
 	}
 	return info.Size == 0, nil
 }
