@@ -107,6 +107,7 @@ type App struct {
 	api    *api.Server
 	repo   repoStore // nil when no repository is configured
 	store  storage.Storage
+	health *healthServer // nil without health_addr
 
 	// started is closed once every module has started.
 	started chan struct{}
@@ -175,7 +176,18 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	var runs []running
 	failed := make(chan error, len(modules))
+	if a.cfg.HealthAddr != "" {
+		hs, err := startHealth(a.cfg.HealthAddr, a.roles.List(), a.log)
+		if err != nil {
+			return err
+		}
+		a.health = hs
+		defer hs.stop()
+	}
 	stopAll := func() error {
+		if a.health != nil {
+			a.health.set(false) // not ready from the first moment of the stop
+		}
 		var errs []error
 		for i := len(runs) - 1; i >= 0; i-- {
 			r := runs[i]
@@ -218,6 +230,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("started", zap.String("module", name))
 	}
 	close(a.started)
+	if a.health != nil {
+		a.health.set(true)
+	}
 	a.log.Info("kite is running", zap.String("roles", a.roles.String()))
 	select {
 	case <-ctx.Done():
@@ -293,6 +308,15 @@ func (a *App) APIAddrs() (grpcAddr, httpAddr string) {
 		return "", ""
 	}
 	return a.api.GRPCAddr(), a.api.HTTPAddr()
+}
+
+// HealthAddr returns the address of the gRPC health server ("" without
+// health_addr).
+func (a *App) HealthAddr() string {
+	if a.health == nil {
+		return ""
+	}
+	return a.health.Addr()
 }
 
 // BrokerAddr returns the Kafka bootstrap address the process uses.

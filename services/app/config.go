@@ -35,6 +35,10 @@ type Config struct {
 	// MetricsAddr serves /metrics and /healthz in processes without the API
 	// role (the API serves them on its HTTP address). Empty disables it.
 	MetricsAddr string `yaml:"metrics_addr"`
+	// HealthAddr serves the standard gRPC health service (grpc.health.v1)
+	// for Kubernetes probes: "" is readiness, "liveness" liveness, and
+	// "kite.<role>" each role. Empty (the default) disables it.
+	HealthAddr string `yaml:"health_addr"`
 	// Log configures the server's logs.
 	Log       LogConfig        `yaml:"log"`
 	Kafka     streams.Config   `yaml:"kafka"`

@@ -44,6 +44,18 @@ func (w *Worker) runAttempt(ctx, deliverCtx context.Context, job *eventv1.Worker
 	if fin.State == "" {
 		fin.State = execution.Success
 	}
+	if fin.State == execution.Killed && errors.Is(context.Cause(ctx), errShutdown) {
+		// Handed back, not killed: no result, and the stopping heartbeat
+		// that follows makes the executor run the task run again, as a new
+		// attempt on another worker.
+		tl.Log(tasks.LevelWarn, fmt.Sprintf("the worker stopped before the attempt finished (shutdown grace %s over); the task run will run again as a new attempt", w.cfg.ShutdownGrace))
+		if err := tl.pending.wait(deliverCtx); err != nil {
+			log.Warn("log lines of the attempt not confirmed", zap.Error(err))
+		}
+		attemptsHandedBack.Inc()
+		log.Warn("attempt handed back at shutdown", zap.Duration("ran", time.Since(start)))
+		return
+	}
 
 	// The attempt's log lines are written before its result, so that a
 	// reader who sees the result finds them.

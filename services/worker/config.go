@@ -22,8 +22,9 @@ type Config struct {
 	// HeartbeatInterval is how often the worker says it is alive. Default 3s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// ShutdownGrace is how long running attempts may go on once the worker
-	// is asked to stop; those still running then are cancelled and reported
-	// KILLED. Default 30s.
+	// is asked to stop; those still running then are cancelled and handed
+	// back: no result is sent, and the executor runs them again as new
+	// attempts on other workers. Default 30s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 

@@ -29,12 +29,16 @@ var (
 		Namespace: "kite", Subsystem: "worker", Name: "results_undelivered_total",
 		Help: "Finished results given up on at shutdown: the executor re-dispatches those attempts.",
 	})
+	attemptsHandedBack = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kite", Subsystem: "worker", Name: "attempts_handed_back_total",
+		Help: "Attempts still running when the shutdown grace ended: stopped without a result, the executor runs them again.",
+	})
 )
 
 // RegisterMetrics registers the worker metrics with reg. Registering them
 // again with the same registry is not an error.
 func RegisterMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{jobsStarted, jobsFinished, jobsRunning, deadLetters, resultsUndelivered} {
+	for _, c := range []prometheus.Collector{jobsStarted, jobsFinished, jobsRunning, deadLetters, resultsUndelivered, attemptsHandedBack} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
