@@ -31,7 +31,7 @@ GO_FILES = find . -name '*.go' -not -path './.git/*' -not -path './bin/*' \
 # (streams, services, executor) before you submit it.
 GO_TEST := $(GO) test -count=1
 
-.PHONY: help build run test unit test-race lint fmt tools conformance fuzz bench bench-e2e tidy clean \
+.PHONY: help build run test unit test-race lint fmt tools conformance fuzz bench bench-e2e bench-files tidy clean \
 	kafka-up kafka-down
 
 help: ## list the targets (the default goal)
@@ -136,6 +136,23 @@ bench-e2e: ## end-to-end latency at 1,000 executions/min and the highest rate wi
 	$(BENCH_E2E_ENV) $(BENCH_E2E_TEST) '^TestEndToEnd$$/^kfake$$'
 	$(BENCH_E2E_ENV) GO=$(GO) integration/kafka/with-kafka.sh integration/opensearch/with-opensearch.sh $(BENCH_E2E_TEST) '^TestEndToEnd$$/^kafka$$'
 	@echo; cat $(BENCH_E2E_OUT)
+
+# Issue 7's file benchmark (integration/bench/files_test.go): a file (1 GiB; KITE_BENCH_FILE_SIZE)
+# goes through a FILE input, a shell task copying it to an output file, and a download, on a
+# `kite server standalone` child process; first with local storage, then with GCS storage on a
+# fake-gcs-server of its own. It reports each phase's throughput and the server's peak RSS
+# growth (PASS under 64 MiB: the file streams, it never sits whole in memory) to
+# bin/bench-files.txt, the server's logs beside it. Needs ~6 GiB free in the temp dir.
+BENCH_FILES_OUT := $(CURDIR)/bin/bench-files.txt
+BENCH_FILES_ENV := KITE_BENCH=1 KITE_BENCH_OUT=$(BENCH_FILES_OUT)
+BENCH_FILES_TEST := $(GO_TEST) -timeout 60m -v ./integration/bench -run
+
+bench-files: ## 1 GiB file through a FILE input, a shell task and a download, local storage and GCS (fake-gcs-server)
+	@mkdir -p bin
+	@rm -f $(BENCH_FILES_OUT)
+	$(BENCH_FILES_ENV) $(BENCH_FILES_TEST) '^TestFiles$$/^local$$'
+	$(BENCH_FILES_ENV) GO=$(GO) integration/gcs/with-gcs.sh $(BENCH_FILES_TEST) '^TestFiles$$/^gcs$$'
+	@echo; cat $(BENCH_FILES_OUT)
 
 tidy: ## go mod tidy
 	$(GO) mod tidy

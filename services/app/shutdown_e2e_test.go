@@ -43,9 +43,8 @@ func healthOf(tb testing.TB, addr, service string) (healthpb.HealthCheckResponse
 
 // TestSIGTERMHandsBackTheRunningTask stops a worker process with SIGTERM, as
 // Kubernetes does, while it runs a task longer than its shutdown grace: the
-// process turns not ready on its gRPC health at once, stops within the
-// grace, exits 0, and the task runs again on another worker; the execution
-// ends SUCCESS.
+// process, ready on its gRPC health before, stops within the grace, exits 0,
+// and the task runs again on another worker; the execution ends SUCCESS.
 func TestSIGTERMHandsBackTheRunningTask(t *testing.T) {
 	clustertest.Each(t, func(t *testing.T, kafka streams.Config) {
 		a := startApp(t, "api,executor", &kafka, nil)
