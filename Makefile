@@ -65,7 +65,7 @@ run: build ## build bin/kite and start standalone Kite with the example flows (C
 KAFKA_SH := integration/kafka/kafka.sh
 KAFKA_DIR := $(CURDIR)/bin/kafka
 
-test: lint proto-check ## install tools, lint, check proto/gen is current, then run all tests with a real Kafka, OpenSearch and fake-gcs-server (what CI runs)
+test: lint proto-check helm-check ## install tools, lint, check proto/gen is current, then run all tests with a real Kafka, OpenSearch and fake-gcs-server (what CI runs)
 	GO=$(GO) integration/kafka/with-kafka.sh integration/opensearch/with-opensearch.sh integration/gcs/with-gcs.sh $(GO_TEST) ./...
 
 unit: ## run all tests, nothing else (no real Kafka, OpenSearch or GCS emulator: their tests skip)
@@ -204,3 +204,32 @@ $(PROTO_TOOLS)/buf:
 		github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION) \
 		google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION) \
 		google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+# ---- Helm chart ----
+# charts/kite: `make helm-check` lints it and renders it with each value set of
+# charts/kite/ci (about a second: cheap enough for `make test`); charts/charttest
+# (`go test`) decodes those renderings strictly into the Kubernetes API types and checks
+# them, with the same helm. helm is built once with `go install` into $(KITE_CACHE) by
+# scripts/install-go-tools.sh. HELM_KUBE_VERSION is the cluster version rendered for: a
+# helm built from source assumes v1.20, below the chart's kubeVersion (gRPC probes).
+HELM_VERSION := v3.21.4
+HELM_DIR := $(KITE_CACHE)/bin/helm-$(HELM_VERSION)
+HELM := $(HELM_DIR)/helm
+HELM_CHART := charts/kite
+HELM_KUBE_VERSION := 1.31.0
+
+.PHONY: helm-check
+
+helm-check: $(HELM) ## lint the Helm chart and render it with every value set of charts/kite/ci
+	@echo "==> helm lint $(HELM_CHART)"
+	@$(HELM) lint --strict --kube-version $(HELM_KUBE_VERSION) $(HELM_CHART) >/dev/null || \
+		$(HELM) lint --strict --kube-version $(HELM_KUBE_VERSION) $(HELM_CHART)
+	@for f in $(HELM_CHART)/ci/*-values.yaml; do \
+		echo "==> helm lint and template --values $$f"; \
+		$(HELM) lint --strict --kube-version $(HELM_KUBE_VERSION) --values "$$f" $(HELM_CHART) >/dev/null || \
+			$(HELM) lint --strict --kube-version $(HELM_KUBE_VERSION) --values "$$f" $(HELM_CHART); \
+		$(HELM) template kite $(HELM_CHART) --kube-version $(HELM_KUBE_VERSION) --values "$$f" >/dev/null; \
+	done
+
+$(HELM):
+	@GO=$(GO) scripts/install-go-tools.sh $(HELM_DIR) helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
