@@ -119,6 +119,16 @@ func NewApp(cfg AppConfig, proc Processor, logger *zap.Logger, clientOpts []kgo.
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Inputs...),
+		// The inputs are co-partitioned and the state is per partition
+		// number: partition p of every input must go to the same
+		// instance. The range balancer assigns each topic's partitions
+		// to the members sorted, in the same ranges for topics of the
+		// same partition count; the default cooperative-sticky balancer
+		// balances partitions across all topics and can split p
+		// (TestCoPartitionedInputsStayTogether). Range is eager: a
+		// rebalance revokes every partition, and their states are
+		// restored again from the changelog.
+		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.TransactionalID(txnID),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.OnPartitionsAssigned(a.onAssigned),
@@ -294,6 +304,14 @@ func (a *App) restoreAssigned(ctx context.Context) error {
 		}
 	}
 	a.mu.Unlock()
+	if len(todo) > 0 {
+		// Loading the producer ID fences this instance's previous
+		// incarnation and aborts its open transaction, so that the
+		// restores below do not wait for it.
+		if _, _, err := a.sess.Client().ProducerID(ctx); err != nil {
+			return fmt.Errorf("streams app %s: initializing the transactional producer: %w", a.cfg.Group, err)
+		}
+	}
 	for _, p := range todo {
 		st, err := a.cfg.NewStore(p)
 		if err != nil {

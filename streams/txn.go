@@ -316,16 +316,9 @@ const restoreProgressEvery = 5 * time.Second
 // read of about how many.
 func restoreChangelog(ctx context.Context, cl *kgo.Client, topic string, p int32, st Store, progress func(n int, of int64)) (int, error) {
 	adm := kadm.NewClient(cl)
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	end, err := stableEnd(ctx, adm, topic, p)
 	if err != nil {
-		return 0, fmt.Errorf("listing the end of %s: %w", topic, err)
-	}
-	end, ok := ends.Lookup(topic, p)
-	if !ok || end.Err != nil {
-		if ok {
-			err = end.Err
-		}
-		return 0, fmt.Errorf("listing the end of %s[%d]: %w", topic, p, errors.Join(err, errors.New("no offset")))
+		return 0, err
 	}
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
@@ -397,4 +390,55 @@ func decodeChangelogValue(b []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return b[1:], true
+}
+
+// stableWaitMax bounds how long a restore waits for a transaction open on
+// the changelog partition to end. A transaction that has committed gets
+// its markers within milliseconds; one still open after this is a dead
+// instance's, which the broker aborts at its timeout: restoring up to the
+// stable offset is then right.
+const stableWaitMax = 10 * time.Second
+
+// stableEnd returns the end of the changelog partition to restore up to:
+// its last stable offset, once no transaction is open on it, or after
+// stableWaitMax. The previous owner's last transaction may have committed
+// without its commit marker on the changelog yet: its input offsets are
+// then already committed, and a restore that stopped at the last stable
+// offset would miss its state changes and apply the following inputs to a
+// stale state (TestCoPartitionedInputsStayTogether found it on Kafka).
+func stableEnd(ctx context.Context, adm *kadm.Client, topic string, p int32) (kadm.ListedOffset, error) {
+	deadline := time.Now().Add(stableWaitMax)
+	for {
+		lso, err := listedOffset(ctx, adm.ListCommittedOffsets, topic, p)
+		if err != nil {
+			return lso, err
+		}
+		hwm, err := listedOffset(ctx, adm.ListEndOffsets, topic, p)
+		if err != nil {
+			return lso, err
+		}
+		if lso.Offset >= hwm.Offset || time.Now().After(deadline) {
+			return lso, nil
+		}
+		select {
+		case <-ctx.Done():
+			return lso, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func listedOffset(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topic string, p int32) (kadm.ListedOffset, error) {
+	offs, err := list(ctx, topic)
+	if err != nil {
+		return kadm.ListedOffset{}, fmt.Errorf("listing the end of %s: %w", topic, err)
+	}
+	o, ok := offs.Lookup(topic, p)
+	if !ok || o.Err != nil {
+		if ok {
+			err = o.Err
+		}
+		return o, fmt.Errorf("listing the end of %s[%d]: %w", topic, p, errors.Join(err, errors.New("no offset")))
+	}
+	return o, nil
 }
