@@ -74,7 +74,7 @@ func newRunContext(tb testing.TB, task *flow.Task, vars map[string]any) (*RunCon
 		tb.Fatal(err)
 	}
 	return &RunContext{
-		Files: &Files{Store: store, Namespace: "kite.test", FlowID: "f", ExecutionID: "exec1", TaskID: task.ID, TaskRunID: "taskrun1"},
+		Files:       &Files{Store: store, Namespace: "kite.test", FlowID: "f", ExecutionID: "exec1", TaskID: task.ID, TaskRunID: "taskrun1"},
 		Task:        task,
 		Vars:        vars,
 		Engine:      expr.Default,
