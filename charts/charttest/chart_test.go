@@ -291,13 +291,17 @@ func checkDeployment(t *testing.T, m *manifests, d *appsv1.Deployment) (string, 
 	if roles.Has(app.RoleAPI) {
 		budget += cfg.API.ShutdownTimeout
 	}
+	margin := 10 * time.Second
 	if roles.Has(app.RoleWorker) {
+		// After its grace a worker may wait 15s for attempts that ignore
+		// cancellation, 5s to say it is stopping and 5s to flush.
 		budget += cfg.Worker.ShutdownGrace
+		margin = 25 * time.Second
 	}
 	if g := pod.TerminationGracePeriodSeconds; g == nil {
 		t.Errorf("%s: no terminationGracePeriodSeconds (Kite's shutdown deadlines add up to %s)", name, budget)
-	} else if time.Duration(*g)*time.Second < budget+10*time.Second {
-		t.Errorf("%s: terminationGracePeriodSeconds %d leaves less than 10s after Kite's shutdown deadlines (%s)", name, *g, budget)
+	} else if time.Duration(*g)*time.Second < budget+margin {
+		t.Errorf("%s: terminationGracePeriodSeconds %d leaves less than %s after Kite's shutdown deadlines (%s)", name, *g, margin, budget)
 	}
 
 	// With a read-only root filesystem, every folder Kite writes is a writable volume.
