@@ -1,7 +1,10 @@
 package app_test
 
 import (
+	"bytes"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,4 +117,61 @@ func TestSIGTERMHandsBackTheRunningTask(t *testing.T) {
 			t.Errorf("the worker's log does not say it handed the attempt back:\n%s", out)
 		}
 	})
+}
+
+// TestSIGTERMStopsStandalone: a standalone process (every role, the
+// embedded broker and index), ready on its gRPC health for each role and
+// running an execution, stops on SIGTERM and exits 0.
+func TestSIGTERMStopsStandalone(t *testing.T) {
+	health, grpcAddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(kiteBinary(t), "server", "standalone", "--data-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "KITE_HEALTH_ADDR="+health, "KITE_API_GRPC_ADDR="+grpcAddr,
+		"KITE_API_HTTP_ADDR="+freeAddr(t), "KITE_METRICS_ADDR=", "KITE_BROKER_PORT=0", "KITE_WORKER_SHUTDOWN_GRACE=1s")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("kite server standalone output:\n%s", out.String())
+		}
+	})
+	waitFor(t, "standalone to be ready", func() bool {
+		st, err := healthOf(t, health, "")
+		return err == nil && st == healthpb.HealthCheckResponse_SERVING
+	})
+	for _, role := range []string{"api", "executor", "worker", "scheduler", "indexer"} {
+		if st, err := healthOf(t, health, "kite."+role); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health of kite.%s = %v, %v; want SERVING", role, st, err)
+		}
+	}
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	if _, err := kitev1.NewFlowServiceClient(conn).Apply(t.Context(), &kitev1.FlowServiceApplyRequest{Source: sleepFlow}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kitev1.NewExecutionServiceClient(conn).Create(t.Context(), &kitev1.ExecutionServiceCreateRequest{Namespace: "kite.e2e", FlowId: "nap"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("standalone exited with %v after SIGTERM, want status 0", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("standalone did not exit within 60s of SIGTERM")
+	}
 }
