@@ -115,7 +115,9 @@ func TestStatsExecutions(t *testing.T) {
 	var counted int
 	for _, l := range strings.Split(out, "\n") {
 		var n int
-		if f := strings.Fields(l); len(f) >= 4 && strings.Contains(l, "SUCCESS") {
+		// A bar line: date, hour, bar, count, split ("SUCCESS 2, FAILED 1",
+		// or only one state when the hour has only that one).
+		if f := strings.Fields(l); len(f) >= 4 && (strings.Contains(l, "SUCCESS") || strings.Contains(l, "FAILED")) && !strings.HasPrefix(l, "legend") {
 			if _, err := fmt.Sscan(f[3], &n); err == nil {
 				counted += n
 			}
