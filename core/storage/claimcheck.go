@@ -87,87 +87,70 @@ func IsRef(v any) bool {
 	return ok
 }
 
-// HasRefs reports whether v holds a reference made by Offload, at any depth.
-func HasRefs(v any) bool {
-	if _, ok := refOf(v); ok {
-		return true
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for _, e := range x {
-			if HasRefs(e) {
-				return true
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if HasRefs(e) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // Resolve returns v with every reference made by Offload, at any depth,
-// replaced by the value it stands for. Maps and lists holding a reference
-// are copied; v is not changed. Without references v is returned as is.
-func Resolve(ctx context.Context, store Storage, v any) (any, error) {
-	if !HasRefs(v) {
-		return v, nil
-	}
-	return resolve(ctx, store, v)
-}
-
-func resolve(ctx context.Context, store Storage, v any) (any, error) {
+// replaced by the value it stands for, and whether there was any. Maps and
+// lists holding a reference are copied; v is not changed, and is returned
+// as is (no copy) without references. One walk of v.
+func Resolve(ctx context.Context, store Storage, v any) (any, bool, error) {
 	if uri, ok := refOf(v); ok {
 		// A value kept whole (a job's outputs) may hold references of
 		// its own (an output kept by the worker).
 		loaded, err := load(ctx, store, uri)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return Resolve(ctx, store, loaded)
+		r, _, err := Resolve(ctx, store, loaded)
+		return r, true, err
 	}
 	switch x := v.(type) {
 	case map[string]any:
-		if !HasRefs(x) {
-			return x, nil
-		}
-		out := make(map[string]any, len(x))
+		var out map[string]any // a copy, made at the first reference
 		for k, e := range x {
-			r, err := resolve(ctx, store, e)
+			r, changed, err := Resolve(ctx, store, e)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
-			out[k] = r
+			if changed && out == nil {
+				out = make(map[string]any, len(x))
+				for k2, e2 := range x {
+					out[k2] = e2
+				}
+			}
+			if out != nil {
+				out[k] = r
+			}
 		}
-		return out, nil
+		if out != nil {
+			return out, true, nil
+		}
 	case []any:
-		if !HasRefs(x) {
-			return x, nil
-		}
-		out := make([]any, len(x))
+		var out []any
 		for i, e := range x {
-			r, err := resolve(ctx, store, e)
+			r, changed, err := Resolve(ctx, store, e)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
-			out[i] = r
+			if changed && out == nil {
+				out = append([]any(nil), x...)
+			}
+			if out != nil {
+				out[i] = r
+			}
 		}
-		return out, nil
+		if out != nil {
+			return out, true, nil
+		}
 	}
-	return v, nil
+	return v, false, nil
 }
 
 // ResolveMap is Resolve for a map of values.
-func ResolveMap(ctx context.Context, store Storage, m map[string]any) (map[string]any, error) {
-	v, err := Resolve(ctx, store, m)
-	if err != nil {
-		return nil, err
+func ResolveMap(ctx context.Context, store Storage, m map[string]any) (map[string]any, bool, error) {
+	v, changed, err := Resolve(ctx, store, m)
+	if err != nil || !changed {
+		return m, false, err
 	}
-	out, _ := v.(map[string]any)
-	return out, nil
+	return v.(map[string]any), true, nil
 }
 
 func load(ctx context.Context, store Storage, uri string) (any, error) {
@@ -227,7 +210,7 @@ func RefResolver(store Storage) func(ctx context.Context, m map[string]any) (any
 		}
 		ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 		defer cancel()
-		v, err := resolve(ctx, store, map[string]any{RefKey: uri})
+		v, _, err := Resolve(ctx, store, map[string]any{RefKey: uri})
 		return v, true, err
 	}
 }

@@ -29,7 +29,7 @@ func TestOffloadAndResolve(t *testing.T) {
 
 	// Under the limit, nothing moves.
 	same, err := storage.Offload(ctx, store, values, 1<<20, uriOf)
-	if err != nil || !reflect.DeepEqual(same, values) || storage.HasRefs(same) {
+	if err != nil || !reflect.DeepEqual(same, values) || storage.IsRef(same["big"]) || storage.IsRef(same["list"]) {
 		t.Fatalf("Offload under the limit = %v, %v; want the values as they are", same, err)
 	}
 
@@ -44,9 +44,13 @@ func TestOffloadAndResolve(t *testing.T) {
 	if values["big"] != big {
 		t.Fatal("Offload changed its argument")
 	}
-	back, err := storage.ResolveMap(ctx, store, map[string]any{"outputs": map[string]any{"t": out}})
-	if err != nil {
-		t.Fatal(err)
+	back, changed, err := storage.ResolveMap(ctx, store, map[string]any{"outputs": map[string]any{"t": out}})
+	if err != nil || !changed {
+		t.Fatalf("ResolveMap = changed %v, %v; want the references put back", changed, err)
+	}
+	// Without references, the very map comes back, not a copy.
+	if plain, changed, err := storage.ResolveMap(ctx, store, values); err != nil || changed || reflect.ValueOf(plain).Pointer() != reflect.ValueOf(values).Pointer() {
+		t.Errorf("ResolveMap without references = changed %v, %v, or a copy; want the map itself", changed, err)
 	}
 	if got := back["outputs"].(map[string]any)["t"]; !reflect.DeepEqual(got, values) {
 		t.Error("Resolve did not give back the original values")
@@ -58,7 +62,7 @@ func TestOffloadAndResolve(t *testing.T) {
 	}
 	// A reference to a missing file names it.
 	ref := map[string]any{storage.RefKey: "kite:///ns/f/executions/e1/gone.json"}
-	if _, err := storage.Resolve(ctx, store, ref); !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "gone.json") {
+	if _, _, err := storage.Resolve(ctx, store, ref); !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "gone.json") {
 		t.Errorf("Resolve of a missing value = %v; want ErrNotFound naming it", err)
 	}
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/kiteflow/kite/core/execution"
 	"github.com/kiteflow/kite/core/flow"
-	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/proto/codec"
 	eventv1 "github.com/kiteflow/kite/proto/gen/kite/event/v1"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
@@ -72,15 +71,13 @@ func (x *executionService) Watch(req *kitev1.ExecutionServiceWatchRequest, strea
 	ctx, done := x.s.streamContext(stream.Context())
 	defer done()
 	err := x.s.follow(ctx, req.GetExecutionId(), max(req.GetFromSequence(), 1), x.s.cfg.WatchNotFoundWait, func(ev *kitev1.ExecutionEvent) error {
-		if o := ev.GetOutputs(); o != nil && storage.HasRefs(codec.FromStruct(o)) {
-			m, err := storage.ResolveMap(ctx, x.s.store, codec.FromStruct(o))
-			if err != nil {
-				return err
-			}
+		o, changed, err := x.s.resolveStruct(ctx, ev.GetOutputs())
+		if err != nil {
+			return err
+		}
+		if changed {
 			ev = proto.CloneOf(ev)
-			if ev.Outputs, err = codec.ToStruct(m); err != nil {
-				return err
-			}
+			ev.Outputs = o
 		}
 		return stream.Send(&kitev1.ExecutionServiceWatchResponse{Event: ev})
 	})

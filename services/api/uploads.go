@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -150,15 +151,11 @@ func (u *upload) open(ctx context.Context, c *kitev1.FileChunk) (*fileWriter, er
 	if err != nil {
 		return nil, invalidArgument("chunk.file_name", err.Error())
 	}
-	if in.Extension != "" && !hasSuffix(uri, in.Extension) {
+	if in.Extension != "" && !strings.HasSuffix(uri, in.Extension) {
 		return nil, invalidArgument("chunk.file_name", fmt.Sprintf("input %s: expected a file ending in %s, got %q", in.ID, in.Extension, c.GetFileName()))
 	}
 	u.uris[in.ID] = uri
 	return startFileWriter(ctx, u.s.store, in.ID, uri), nil
-}
-
-func hasSuffix(s, suffix string) bool {
-	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
 }
 
 func (u *upload) findInput(id string) *flow.Input {
@@ -254,42 +251,45 @@ func (s *Server) offloadInputs(ctx context.Context, f *flow.Flow, id string, giv
 // tasks produced them. e is not changed; without references it is returned
 // as is.
 func (s *Server) resolveExecution(ctx context.Context, e *kitev1.Execution) (*kitev1.Execution, error) {
-	structs := []*structpb.Struct{e.GetInputs(), e.GetOutputs()}
-	for _, tr := range e.GetTaskRuns() {
-		structs = append(structs, tr.GetOutputs())
-	}
-	refs := false
-	for _, st := range structs {
-		if st != nil && storage.HasRefs(codec.FromStruct(st)) {
-			refs = true
-			break
-		}
-	}
-	if !refs {
-		return e, nil
-	}
-	out := proto.CloneOf(e)
-	resolve := func(st **structpb.Struct) error {
-		if *st == nil {
-			return nil
-		}
-		m, err := storage.ResolveMap(ctx, s.store, codec.FromStruct(*st))
-		if err != nil {
+	var out *kitev1.Execution // a clone, made at the first reference
+	resolve := func(get func(*kitev1.Execution) **structpb.Struct) error {
+		st, changed, err := s.resolveStruct(ctx, *get(e))
+		if err != nil || !changed {
 			return err
 		}
-		*st, err = codec.ToStruct(m)
-		return err
+		if out == nil {
+			out = proto.CloneOf(e)
+		}
+		*get(out) = st
+		return nil
 	}
-	if err := resolve(&out.Inputs); err != nil {
+	if err := resolve(func(x *kitev1.Execution) **structpb.Struct { return &x.Inputs }); err != nil {
 		return nil, err
 	}
-	if err := resolve(&out.Outputs); err != nil {
+	if err := resolve(func(x *kitev1.Execution) **structpb.Struct { return &x.Outputs }); err != nil {
 		return nil, err
 	}
-	for _, tr := range out.TaskRuns {
-		if err := resolve(&tr.Outputs); err != nil {
+	for i := range e.GetTaskRuns() {
+		if err := resolve(func(x *kitev1.Execution) **structpb.Struct { return &x.TaskRuns[i].Outputs }); err != nil {
 			return nil, err
 		}
 	}
+	if out == nil {
+		return e, nil
+	}
 	return out, nil
+}
+
+// resolveStruct puts back the claim-checked values of st; changed says
+// whether it held any (st itself is returned when not).
+func (s *Server) resolveStruct(ctx context.Context, st *structpb.Struct) (*structpb.Struct, bool, error) {
+	if st == nil {
+		return nil, false, nil
+	}
+	m, changed, err := storage.ResolveMap(ctx, s.store, codec.FromStruct(st))
+	if err != nil || !changed {
+		return st, false, err
+	}
+	out, err := codec.ToStruct(m)
+	return out, true, err
 }

@@ -43,10 +43,7 @@ func (w *Worker) taskFiles(job *eventv1.WorkerJob) *tasks.Files {
 
 // resolveVars puts back the claim-checked values the job's variables refer to.
 func (w *Worker) resolveVars(ctx context.Context, vars map[string]any) (map[string]any, error) {
-	if !storage.HasRefs(vars) {
-		return vars, nil
-	}
-	out, err := storage.ResolveMap(ctx, w.files.Store, vars)
+	out, _, err := storage.ResolveMap(ctx, w.files.Store, vars)
 	if err != nil {
 		return nil, fmt.Errorf("reading the task's variables from internal storage: %w", err)
 	}
