@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"fmt"
+	"google.golang.org/grpc"
 	"maps"
 	"os"
 	"path/filepath"
@@ -177,24 +178,30 @@ func TestWorkerKilledMidTask(t *testing.T) {
 		})
 		doomed.kill()
 		startProcess(t, "worker", kafka, "KITE_WORKER_HEARTBEAT_INTERVAL=300ms", "KITE_WORKER_ID=w-rescuer")
-		watch(t, conn, id, nil)
-		got, err := kitev1.NewExecutionServiceClient(conn).Get(t.Context(), &kitev1.ExecutionServiceGetRequest{ExecutionId: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := codec.FromExecution(got.GetExecution())
-		if e.State != execution.Success {
-			t.Fatalf("execution %s, want SUCCESS: %s", e.State, summary(e))
-		}
-		nap := e.TaskRuns[0]
-		var attempts []string
-		for _, at := range nap.Attempts {
-			attempts = append(attempts, string(at.State))
-		}
-		if strings.Join(attempts, ",") != "KILLED,SUCCESS" {
-			t.Errorf("nap attempts %v, want the killed worker's KILLED then SUCCESS", attempts)
+		if got := napAttempts(t, conn, id); got != "KILLED,SUCCESS" {
+			t.Errorf("nap attempts %s, want the killed worker's KILLED then SUCCESS", got)
 		}
 	})
+}
+
+// napAttempts waits for the end of an execution of sleepFlow, which must
+// be SUCCESS, and returns the states of its nap task run's attempts.
+func napAttempts(tb testing.TB, conn *grpc.ClientConn, id string) string {
+	tb.Helper()
+	watch(tb, conn, id, nil)
+	got, err := kitev1.NewExecutionServiceClient(conn).Get(tb.Context(), &kitev1.ExecutionServiceGetRequest{ExecutionId: id})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := codec.FromExecution(got.GetExecution())
+	if e.State != execution.Success {
+		tb.Fatalf("execution %s, want SUCCESS: %s", e.State, summary(e))
+	}
+	var attempts []string
+	for _, at := range e.TaskRuns[0].Attempts {
+		attempts = append(attempts, string(at.State))
+	}
+	return strings.Join(attempts, ",")
 }
 
 // TestExecutorKilledUnderLoad SIGKILLs the executor process while 1,000

@@ -14,9 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/kiteflow/kite/core/execution"
 	"github.com/kiteflow/kite/integration/clustertest"
-	"github.com/kiteflow/kite/proto/codec"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
 	"github.com/kiteflow/kite/streams"
 )
@@ -92,22 +90,9 @@ func TestSIGTERMHandsBackTheRunningTask(t *testing.T) {
 		t.Logf("the worker exited 0, %s after SIGTERM", time.Since(sent).Round(time.Millisecond))
 
 		startProcess(t, "worker", kafka, "KITE_WORKER_HEARTBEAT_INTERVAL=300ms", "KITE_WORKER_ID=w-next")
-		watch(t, conn, id, nil)
-		got, err := kitev1.NewExecutionServiceClient(conn).Get(t.Context(), &kitev1.ExecutionServiceGetRequest{ExecutionId: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := codec.FromExecution(got.GetExecution())
-		if e.State != execution.Success {
-			t.Fatalf("execution %s, want SUCCESS: %s", e.State, summary(e))
-		}
-		var attempts []string
-		for _, at := range e.TaskRuns[0].Attempts {
-			attempts = append(attempts, string(at.State))
-		}
 		// The handed-back attempt ends KILLED when the executor gives the
 		// task run to another worker, which runs it to SUCCESS.
-		if got := strings.Join(attempts, ","); got != "KILLED,SUCCESS" {
+		if got := napAttempts(t, conn, id); got != "KILLED,SUCCESS" {
 			t.Errorf("nap attempts %s, want the handed-back attempt then SUCCESS", got)
 		}
 		leaving.mu.Lock()
