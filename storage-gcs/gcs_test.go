@@ -21,6 +21,7 @@ import (
 
 	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/core/storage/storagetest"
+	"github.com/kiteflow/kite/storage-gcs/gcstest"
 )
 
 // fakeGCS is fake-gcs-server in-process, serving on 127.0.0.1 behind a
@@ -40,37 +41,12 @@ type fakeGCS struct {
 
 const failStatus = http.StatusServiceUnavailable
 
-// startFake starts fake-gcs-server for the test. Its routes for the XML
-// API (which the client reads objects with) answer the public host only,
-// so the listener comes first and the public host is its address; serving
-// the fake's handler on our own httptest.Server is what NoListener: false
-// would do, with a handler of ours in front.
+// startFake starts fake-gcs-server for the test, behind f.handler.
 func startFake(tb testing.TB) *fakeGCS {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("listening on 127.0.0.1: %v", err)
-	}
-	addr := l.Addr().String()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{
-		Scheme:      "http",
-		Host:        "127.0.0.1",
-		NoListener:  true,
-		PublicHost:  addr,
-		ExternalURL: "http://" + addr,
-	})
-	if err != nil {
-		tb.Fatalf("starting fake-gcs-server: %v", err)
-	}
-	f := &fakeGCS{srv: srv, url: "http://" + addr, chunks: map[string][]string{}}
-	hs := httptest.NewUnstartedServer(f.handler(srv.HTTPHandler()))
-	_ = hs.Listener.Close()
-	hs.Listener = l
-	hs.Start()
-	tb.Cleanup(func() {
-		hs.Close()
-		srv.Stop()
-	})
+	f := &fakeGCS{chunks: map[string][]string{}}
+	gs := gcstest.Start(tb, f.handler)
+	f.srv, f.url = gs.Server, gs.URL
 	return f
 }
 

@@ -3,9 +3,7 @@ package app_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,47 +14,30 @@ import (
 	"github.com/kiteflow/kite/proto/codec"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
 	"github.com/kiteflow/kite/services/app"
+	"github.com/kiteflow/kite/storage-gcs/gcstest"
 )
 
 // flakyGCS is fake-gcs-server in-process behind a switch: while down, every
 // request is answered 503, as by a GCS front end that is failing.
 type flakyGCS struct {
-	srv  *fakestorage.Server
-	url  string
+	*gcstest.Server
 	down atomic.Bool
 }
 
 func startFlakyGCS(tb testing.TB, bucket string) *flakyGCS {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{
-		Scheme: "http", Host: "127.0.0.1", NoListener: true, PublicHost: addr, ExternalURL: "http://" + addr,
+	f := &flakyGCS{}
+	f.Server = gcstest.Start(tb, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if f.down.Load() {
+				_, _ = io.Copy(io.Discard, r.Body)
+				http.Error(w, "storage outage (test)", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
-	f := &flakyGCS{srv: srv, url: "http://" + addr}
-	h := srv.HTTPHandler()
-	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.down.Load() {
-			_, _ = io.Copy(io.Discard, r.Body)
-			http.Error(w, "storage outage (test)", http.StatusServiceUnavailable)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	_ = hs.Listener.Close()
-	hs.Listener = l
-	hs.Start()
-	tb.Cleanup(func() {
-		hs.Close()
-		srv.Stop()
-	})
+	f.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
 	return f
 }
 
@@ -81,7 +62,7 @@ func TestStorageOutageRetriesTheTask(t *testing.T) {
 	a := startApp(t, "standalone", nil, func(c *app.Config) {
 		c.Storage.Type = app.StorageGCS
 		c.Storage.GCS.Bucket = "kite-test"
-		c.Storage.GCS.Endpoint = gcs.url
+		c.Storage.GCS.Endpoint = gcs.URL
 		c.Storage.GCS.ChunkSize = 256 << 10
 		c.Storage.GCS.RetryFor = 300 * time.Millisecond
 	})
@@ -134,7 +115,7 @@ func TestStorageOutageRetriesTheTask(t *testing.T) {
 	if !strings.HasSuffix(uri, name) {
 		t.Errorf("uri = %s, want one ending in %s", uri, name)
 	}
-	obj, err := gcs.srv.GetObject("kite-test", name)
+	obj, err := gcs.GetObject("kite-test", name)
 	if err != nil || string(obj.Content) != "written after the outage" {
 		t.Errorf("object %s = %q, %v; want the content written", name, obj.Content, err)
 	}
