@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kiteflow/kite/integration/kafkatest"
@@ -78,21 +77,9 @@ func TestCoPartitionedInputsStayTogether(t *testing.T) {
 		stops[3]()
 		checkCounts(t, out, keys)
 	}
-	t.Run("kfake", func(t *testing.T) {
-		e := &env{In: "in", Out: "out", Changelog: "app-changelog", DLQ: "dlq", Group: "copart"}
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, e.In, "in2", e.Out, e.Changelog, e.DLQ))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		e.Brokers = c.ListenAddrs()
-		run(t, e, "in2")
-	})
+	t.Run("kfake", func(t *testing.T) { run(t, fakeEnvWith(t, parts, "in2"), "in2") })
 	t.Run("kafka", func(t *testing.T) {
-		b := kafkatest.Brokers(t)
-		in := kafkatest.NewTopic(t, b, parts)
-		e := &env{Brokers: b, In: in, Out: kafkatest.NewTopic(t, b, parts), Changelog: kafkatest.NewTopic(t, b, parts),
-			DLQ: kafkatest.NewTopic(t, b, parts), Group: in + "-group"}
-		run(t, e, kafkatest.NewTopic(t, b, parts))
+		e := realEnvWith(t, parts)
+		run(t, e, kafkatest.NewTopic(t, e.Brokers, parts))
 	})
 }

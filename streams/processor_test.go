@@ -29,10 +29,14 @@ type env struct {
 }
 
 // fakeEnv starts a kfake cluster with the test's topics.
-func fakeEnv(tb testing.TB) *env {
+func fakeEnv(tb testing.TB) *env { return fakeEnvWith(tb, nParts) }
+
+// fakeEnvWith starts a kfake cluster with the test's topics, and extra
+// ones, of parts partitions.
+func fakeEnvWith(tb testing.TB, parts int32, extra ...string) *env {
 	tb.Helper()
 	e := &env{In: "in", Out: "out", Changelog: "app-changelog", DLQ: "dlq", Group: "counter"}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(nParts, e.In, e.Out, e.Changelog, e.DLQ))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, append([]string{e.In, e.Out, e.Changelog, e.DLQ}, extra...)...))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -42,12 +46,16 @@ func fakeEnv(tb testing.TB) *env {
 }
 
 // realEnv creates the test's topics on the real broker.
-func realEnv(tb testing.TB) *env {
+func realEnv(tb testing.TB) *env { return realEnvWith(tb, nParts) }
+
+// realEnvWith creates the test's topics, of parts partitions, on the real
+// broker.
+func realEnvWith(tb testing.TB, parts int32) *env {
 	tb.Helper()
 	b := kafkatest.Brokers(tb)
-	in := kafkatest.NewTopic(tb, b, nParts)
-	return &env{Brokers: b, In: in, Out: kafkatest.NewTopic(tb, b, nParts), Changelog: kafkatest.NewTopic(tb, b, nParts),
-		DLQ: kafkatest.NewTopic(tb, b, nParts), Group: in + "-group"}
+	in := kafkatest.NewTopic(tb, b, parts)
+	return &env{Brokers: b, In: in, Out: kafkatest.NewTopic(tb, b, parts), Changelog: kafkatest.NewTopic(tb, b, parts),
+		DLQ: kafkatest.NewTopic(tb, b, parts), Group: in + "-group"}
 }
 
 // eachBroker runs a test on kfake and on the real broker.
