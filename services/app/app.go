@@ -147,6 +147,9 @@ func (a *App) plan() []string {
 		if name == modRepo && !a.searchConfigured() {
 			return
 		}
+		if name == modRetention && a.cfg.Storage.Retention <= 0 {
+			return
+		}
 		for _, d := range modules[name].deps {
 			visit(d)
 		}

@@ -109,14 +109,11 @@ func (a *App) initStorage(ctx context.Context) (service, error) {
 // storageRetentionEvery is how often the scheduler role deletes expired files.
 const storageRetentionEvery = time.Hour
 
-// initStorageRetention deletes files older than storage.retention, hourly.
+// initStorageRetention deletes files older than storage.retention, hourly
+// (planned only when the retention is set).
 // Deleting is idempotent, so several schedulers doing it do no harm.
 func (a *App) initStorageRetention(ctx context.Context) (service, error) {
 	return runFunc(func(ctx context.Context) error {
-		if a.cfg.Storage.Retention <= 0 {
-			<-ctx.Done()
-			return nil
-		}
 		t := time.NewTicker(storageRetentionEvery)
 		defer t.Stop()
 		for {
