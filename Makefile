@@ -31,7 +31,7 @@ GO_FILES = find . -name '*.go' -not -path './.git/*' -not -path './bin/*' \
 # (streams, services, executor) before you submit it.
 GO_TEST := $(GO) test -count=1
 
-.PHONY: help build run test unit test-race lint fmt tools conformance fuzz bench bench-e2e bench-files tidy clean \
+.PHONY: help build run test unit test-race lint fmt tools conformance fuzz bench bench-core bench-files chaos tidy clean \
 	kafka-up kafka-down
 
 help: ## list the targets (the default goal)
@@ -116,26 +116,23 @@ conformance: ## validate and run the Kestra corpus in ../shared/conformance (ski
 fuzz: ## run each Fuzz* test for FUZZTIME (default 30s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
-bench: ## run the benchmarks of core/
+bench-core: ## run the Go benchmarks of core/ (expressions, the state machine, parsing)
 	$(GO) test -run '^$$' -bench . -benchmem ./core/...
 
-# Issue 5's end-to-end benchmark (integration/bench): executions of a two-task flow created
-# through the gRPC API at 1,000/min for a minute, then steps of 30s at rising rates for the
-# highest whose p99 stays under 1s; first standalone (embedded broker and index), then on a
-# real Kafka of its own with the indexer writing to a real OpenSearch (its documents/s and
-# projection lag are columns of the report). About a quarter of an hour, so not part of `make test`. The results go
-# to bin/bench-e2e.txt, each run's /metrics beside it; KITE_BENCH_* variables tune it and
-# KITE_<SECTION>_<FIELD> ones the server (see integration/bench/e2e_test.go).
-BENCH_E2E_OUT := $(CURDIR)/bin/bench-e2e.txt
-BENCH_E2E_ENV := KITE_BENCH=1 KITE_BENCH_OUT=$(BENCH_E2E_OUT)
-BENCH_E2E_TEST := $(GO_TEST) -timeout 60m -v ./integration/bench -run
+# Issue 9's benchmark: `kite bench` (integration/bench) against a standalone Kite, then against
+# one process per role on a real Kafka and OpenSearch of its own (integration/bench/bench.sh):
+# the two-task flow at fixed rates up to the first whose p99 passes 1s, five If tasks, ForEach
+# of 100 and 1,000 items with the bytes written to Kafka, CPU and RSS of every process and the
+# indexer's projection lag. About 20 minutes, so not part of `make test`. Results (JSON, table,
+# SVG chart) and the servers' logs go to bin/bench/standalone and bin/bench/distributed;
+# BENCH_FLAGS go to kite bench (e.g. BENCH_FLAGS='--rates 1000,2000 --step 20s').
+BENCH_OUT ?= bin/bench
+BENCH_FLAGS ?=
 
-bench-e2e: ## end-to-end latency at 1,000 executions/min and the highest rate with p99 < 1s, kfake and real Kafka (~15 min)
-	@mkdir -p bin
-	@rm -f $(BENCH_E2E_OUT)
-	$(BENCH_E2E_ENV) $(BENCH_E2E_TEST) '^TestEndToEnd$$/^kfake$$'
-	$(BENCH_E2E_ENV) GO=$(GO) integration/kafka/with-kafka.sh integration/opensearch/with-opensearch.sh $(BENCH_E2E_TEST) '^TestEndToEnd$$/^kafka$$'
-	@echo; cat $(BENCH_E2E_OUT)
+bench: build ## measure standalone and distributed Kite with kite bench: rates, If, ForEach, CPU/RSS, projection lag (~20 min)
+	integration/bench/bench.sh standalone $(BENCH_OUT)/standalone $(BENCH_FLAGS)
+	GO=$(GO) integration/kafka/with-kafka.sh integration/opensearch/with-opensearch.sh \
+		integration/bench/bench.sh distributed $(BENCH_OUT)/distributed $(BENCH_FLAGS)
 
 # Issue 7's file benchmark (integration/bench/files_test.go): a file (1 GiB; KITE_BENCH_FILE_SIZE)
 # goes through a FILE input, a shell task copying it to an output file, and a download, on a

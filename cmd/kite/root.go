@@ -26,7 +26,7 @@ Start with:
 	}
 	root.AddCommand(newFlowCmd(), newVersionCmd())
 	root.AddCommand(newDevCmd(), newServerCmd(), newConfigCmd())
-	root.AddCommand(newExecutionCmd(), newLogsCmd(), newSearchCmd(), newStatsCmd())
+	root.AddCommand(newExecutionCmd(), newLogsCmd(), newSearchCmd(), newStatsCmd(), newBenchCmd())
 	return root
 }
 

@@ -298,15 +298,14 @@ type transferred struct {
 func transfer(t *testing.T, cli *kiteCLI, in inputFile, phase func(int)) (*transferred, error) {
 	t.Helper()
 	var x transferred
-	stat := fmt.Sprintf("/proc/%d/stat", cli.serverPID)
 	step := func(p int, fn func() (cliResult, error)) (cliResult, error) {
 		if phase != nil {
 			phase(p)
 		}
-		before := processTicks(stat)
+		before := readProc(cli.serverPID).cpu
 		r, err := fn()
 		x.took[p], x.clientRSS[p] = r.took, r.maxRSS
-		x.cpu[p] = float64(processTicks(stat)-before) / 100 // USER_HZ
+		x.cpu[p] = readProc(cli.serverPID).cpu - before
 		return r, err
 	}
 

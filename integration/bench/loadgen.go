@@ -48,6 +48,8 @@ type Step struct {
 	Succeeded  int
 	Failed     int // ended in another state than SUCCESS
 	Unfinished int // not ended when the step stopped waiting
+	// TaskRuns is the most task runs an execution had.
+	TaskRuns int
 
 	// Latency is, for each execution that succeeded, the time from its Create
 	// call's scheduled start to its terminal event seen; sorted.
@@ -88,8 +90,8 @@ var HopNames = [numHops]string{
 
 // ErrorCount is one kind of error and how often it happened.
 type ErrorCount struct {
-	Message string
-	Count   int
+	Message string `json:"message"`
+	Count   int    `json:"count"`
 }
 
 // maskErr masks what differs between errors of one kind: execution ids
@@ -215,6 +217,7 @@ schedule:
 			continue
 		}
 		step.Succeeded++
+		step.TaskRuns = max(step.TaskRuns, t.taskRuns)
 		step.Latency = append(step.Latency, t.seen[msEnded].Sub(t.start))
 		if t.seen[msEnded].After(end) {
 			end = t.seen[msEnded]

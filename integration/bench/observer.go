@@ -1,9 +1,12 @@
-// Package bench measures Kite end to end: an open-loop load generator creates
-// executions of a two-task flow through the gRPC API at a fixed rate, and one
-// consumer of the execution-events topic sees each of them end. The latency
-// of an execution is the time from its Create call's start to its terminal
-// event observed. The benchmark itself (issue 5) is TestEndToEnd in
-// e2e_test.go, run by `make bench-e2e`.
+// Package bench measures a running Kite end to end; it is the library of
+// `kite bench` (cmd/kite/bench.go, `make bench`). An open-loop load generator
+// creates executions through the gRPC API at fixed rates, and one consumer of
+// the execution-events topic sees each of them end: the latency of an
+// execution is the time from its Create call's scheduled start to its
+// terminal event observed. A probe samples the processes' CPU and memory and
+// the indexer's projection lag meanwhile, and the brokers' log dirs give the
+// bytes a run wrote to Kafka. The file benchmark (`make bench-files`) is
+// files_test.go.
 package bench
 
 import (
@@ -44,6 +47,7 @@ type trace struct {
 	state   kitev1.State
 
 	first, second string // task run ids, in creation order
+	taskRuns      int    // TASK_RUN_CREATED events seen
 }
 
 func (t *trace) ended() bool { return !t.seen[msEnded].IsZero() }
@@ -109,6 +113,7 @@ func (o *Observer) observe(now time.Time, ev *kitev1.ExecutionEvent, written tim
 	case kitev1.EventType_EVENT_TYPE_CREATED:
 		mark(msCreated)
 	case kitev1.EventType_EVENT_TYPE_TASK_RUN_CREATED:
+		t.taskRuns++
 		switch id := ev.GetTaskRun().GetId(); {
 		case t.first == "":
 			t.first = id

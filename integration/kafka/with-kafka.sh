@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # with-kafka.sh CMD [ARG...]: start a real Kafka of its own (integration/kafka/kafka.sh) in a
-# temp dir, run CMD with KITE_REAL_KAFKA=1 and KITE_KAFKA_BROKERS set, stop the broker
+# temp dir, run CMD with KITE_REAL_KAFKA=1, KITE_KAFKA_BROKERS and KITE_KAFKA_PID_FILE set, stop the broker
 # whatever CMD did (exit, failure, ^C), and exit with CMD's status. `make test` uses it.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +18,7 @@ out="$("$HERE/kafka.sh" start "$dir/broker")"
 brokers="${out##*KAFKA_BROKERS=}"
 echo "with-kafka.sh: Kafka ready on $brokers in $((SECONDS - started))s; running: $*" >&2
 
-export KITE_REAL_KAFKA=1 KITE_KAFKA_BROKERS="$brokers"
+export KITE_REAL_KAFKA=1 KITE_KAFKA_BROKERS="$brokers" KITE_KAFKA_PID_FILE="$dir/broker/kafka.pid"
 status=0
 "$@" || status=$?
 exit "$status"
