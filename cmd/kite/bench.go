@@ -21,6 +21,7 @@ func newBenchCmd() *cobra.Command {
 		brokers, prefix, name, out string
 		rates, forEach             string
 		processes, versions        []string
+		profile                    bool
 		cfg                        = bench.Config{P99Limit: time.Second}
 	)
 	cmd := &cobra.Command{
@@ -70,6 +71,7 @@ OpenSearch, and runs this against each (docs/benchmarks.md).`,
 	fs.StringArrayVar(&versions, "version", nil, "a version to record with the results, NAME=VALUE (e.g. kafka=4.3.1); repeatable")
 	fs.StringVar(&name, "name", "", "what is measured, recorded with the results (default: the server and brokers)")
 	fs.StringVar(&out, "out", "bin/bench", "directory for results.json, results.txt and results.svg")
+	fs.BoolVar(&profile, "cpu-profile", false, "take a CPU profile of each Kite --process during each rate, into --out as NAME-FLOW-RATE.pprof (the server needs pprof: true, KITE_PPROF=true)")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		var err error
@@ -126,6 +128,9 @@ OpenSearch, and runs this against each (docs/benchmarks.md).`,
 		}
 		cfg.Conn, cfg.CreateTimeout = client.conn, cf.timeout
 		cfg.Probe = probe
+		if profile {
+			cfg.ProfileDir = out
+		}
 		w := cmd.ErrOrStderr()
 		cfg.Progress = func(format string, args ...any) {
 			fmt.Fprintf(w, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))

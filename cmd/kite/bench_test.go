@@ -35,7 +35,7 @@ func TestBench(t *testing.T) {
 	bin := kite(t)
 	broker, grpcPort, httpPort := freePort(t), freePort(t), freePort(t)
 	srv := exec.Command(bin, "server", "standalone", "--data-dir", t.TempDir())
-	srv.Env = append(os.Environ(), fmt.Sprintf("KITE_BROKER_PORT=%d", broker), "KITE_LOG_LEVEL=warn", "KITE_KAFKA_BROKERS=",
+	srv.Env = append(os.Environ(), fmt.Sprintf("KITE_BROKER_PORT=%d", broker), "KITE_LOG_LEVEL=warn", "KITE_KAFKA_BROKERS=", "KITE_PPROF=true",
 		fmt.Sprintf("KITE_API_GRPC_ADDR=127.0.0.1:%d", grpcPort), fmt.Sprintf("KITE_API_HTTP_ADDR=127.0.0.1:%d", httpPort))
 	var srvOut strings.Builder
 	srv.Stdout, srv.Stderr = &srvOut, &srvOut
@@ -67,7 +67,7 @@ func TestBench(t *testing.T) {
 	stdout, stderr, code := run(t, bin, "bench", "--server", fmt.Sprintf("127.0.0.1:%d", grpcPort),
 		"--brokers", fmt.Sprintf("127.0.0.1:%d", broker), "--process", "standalone="+metrics,
 		"--rates", "600,1200", "--step", "3s", "--warmup", "2s", "--drain", "20s", "--if-rate", "600", "--if-for", "3s",
-		"--foreach", "10,40", "--version", "broker=kfake", "--out", out)
+		"--foreach", "10,40", "--version", "broker=kfake", "--cpu-profile", "--out", out)
 	if code != 0 {
 		t.Fatalf("kite bench: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -118,6 +118,13 @@ func TestBench(t *testing.T) {
 	}
 	if svg, err := os.ReadFile(filepath.Join(out, "results.svg")); err != nil || !strings.Contains(string(svg), "<svg") {
 		t.Errorf("results.svg: %v", err)
+	}
+	// A CPU profile of the server during each rate, gzipped protobuf.
+	for _, rate := range []string{"600", "1200"} {
+		prof, err := os.ReadFile(filepath.Join(out, "standalone-log-return-"+rate+".pprof"))
+		if err != nil || len(prof) < 2 || prof[0] != 0x1f || prof[1] != 0x8b {
+			t.Errorf("CPU profile at %s/min: %v (%d bytes): want a pprof file", rate, err, len(prof))
+		}
 	}
 }
 

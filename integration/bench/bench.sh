@@ -50,7 +50,7 @@ free_port() {
 start() {
 	local name="$1" roles="$2"
 	shift 2
-	env KITE_DATA_DIR="$work/data" KITE_LOG_LEVEL=warn "$@" "$KITE" server "$roles" >"$out/$name.log" 2>&1 &
+	env KITE_DATA_DIR="$work/data" KITE_LOG_LEVEL=warn KITE_PPROF=true "$@" "$KITE" server "$roles" >"$out/$name.log" 2>&1 &
 	pids+=("$!")
 	log "started kite server $roles (pid $!, log $out/$name.log)"
 }

@@ -2,12 +2,14 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -293,4 +295,71 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// profileCPU takes a CPU profile of every Kite process (its /debug/pprof,
+// served with pprof: true) for d, in the background; the returned function
+// waits for them and writes each to dir as NAME-label.pprof, returning the
+// paths written and what failed.
+func (p *Probe) profileCPU(ctx context.Context, dir, label string, d time.Duration) func() ([]string, error) {
+	type got struct {
+		path string
+		err  error
+	}
+	results := make(chan got, len(p.Processes))
+	n := 0
+	for _, pr := range p.Processes {
+		if pr.MetricsURL == "" {
+			continue
+		}
+		n++
+		go func() {
+			url := strings.TrimSuffix(pr.MetricsURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
+			path := filepath.Join(dir, pr.Name+"-"+label+".pprof")
+			results <- got{path, fetchTo(ctx, url, path, d+30*time.Second)}
+		}()
+	}
+	return func() ([]string, error) {
+		var paths []string
+		var errs []error
+		for range n {
+			g := <-results
+			if g.err != nil {
+				errs = append(errs, g.err)
+				continue
+			}
+			paths = append(paths, g.path)
+		}
+		return paths, errors.Join(errs...)
+	}
+}
+
+// fetchTo writes what url answers to path.
+func fetchTo(ctx context.Context, url, path string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: status %s (is pprof: true, KITE_PPROF=true, set on the server?)", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("%s: %w", url, err)
+	}
+	return f.Close()
 }

@@ -98,6 +98,9 @@ type Config struct {
 
 	CreateTimeout time.Duration
 	Probe         *Probe
+	// ProfileDir, when set, receives a CPU profile of each Kite process
+	// during each rate run (the processes must serve pprof).
+	ProfileDir string
 	// Progress receives a line as each part starts and ends.
 	Progress func(format string, args ...any)
 }
@@ -218,7 +221,20 @@ func (r *Runner) settle(ctx context.Context) {
 func (r *Runner) rate(ctx context.Context, flowID string, rate int, d time.Duration) RateRun {
 	r.settle(ctx)
 	span := r.cfg.Probe.Start(ctx)
+	var profiles func() ([]string, error)
+	if r.cfg.ProfileDir != "" {
+		profiles = r.cfg.Probe.profileCPU(ctx, r.cfg.ProfileDir, fmt.Sprintf("%s-%d", flowID, rate), d)
+	}
 	st := r.load(flowID).Run(ctx, rate, d, r.cfg.Drain)
+	if profiles != nil {
+		paths, err := profiles()
+		if err != nil {
+			r.cfg.Progress("CPU profiles: %v", err)
+		}
+		if len(paths) > 0 {
+			r.cfg.Progress("CPU profiles: %s", strings.Join(paths, ", "))
+		}
+	}
 	run := RateRun{Flow: flowID, Rate: rate, DurationSeconds: d.Seconds(), Created: st.Scheduled - st.CreateErrors,
 		Succeeded: st.Succeeded, Failed: st.Failed, Unfinished: st.Unfinished, CreateErrors: st.CreateErrors, Errors: st.Errors,
 		Latency: quantiles(st.Latency), CreateLatency: quantiles(st.Hops[hopCreate]), DonePerMinute: st.DonePerMinute(),

@@ -85,6 +85,9 @@ type Deps struct {
 	// Registry receives the gRPC and Kafka metrics and is what /metrics
 	// serves. Nil: a registry of the API's own.
 	Registry *prometheus.Registry
+	// Debug, when set, is served under /debug/ on the HTTP address (the
+	// app's pprof handlers when pprof is on).
+	Debug http.Handler
 }
 
 // Server is the API role: a gRPC server and an HTTP server, bound by New and
@@ -95,7 +98,9 @@ type Server struct {
 	logger *zap.Logger
 	topics *topics
 	cache  *executionCache
-	engine *expr.Engine
+	// created hands each Create the first event of its execution.
+	created *createdTail
+	engine  *expr.Engine
 	// store is internal storage (nil: none); maxInline bounds the inputs
 	// carried in a create command.
 	store     storage.Storage
@@ -166,11 +171,12 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Server, error) {
 		statusSet: map[string]bool{},
 		stopping:  make(chan struct{}),
 	}
+	s.created = newCreatedTail(s.topics, logger)
 	if err := s.buildGRPC(deps, reg); err != nil {
 		client.Close()
 		return nil, err
 	}
-	s.buildHTTP(reg)
+	s.buildHTTP(reg, deps.Debug)
 
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		client.Close()
@@ -224,8 +230,11 @@ func (s *Server) buildGRPC(deps Deps, reg *prometheus.Registry) error {
 	return nil
 }
 
-func (s *Server) buildHTTP(reg *prometheus.Registry) {
+func (s *Server) buildHTTP(reg *prometheus.Registry, debug http.Handler) {
 	mux := http.NewServeMux()
+	if debug != nil {
+		mux.Handle("/debug/", debug)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("POST /webhooks/{namespace}/{flow}/{key}", s.webhook)
@@ -286,8 +295,15 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.statusMu.Unlock()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	var wg sync.WaitGroup
+	tailCtx, stopTail := context.WithCancel(ctx)
+	defer stopTail()
+	wg.Go(func() {
+		if err := s.created.run(tailCtx); err != nil {
+			errc <- err
+		}
+	})
 	wg.Go(func() {
 		if err := s.grpc.Serve(s.grpcLis); err != nil {
 			errc <- fmt.Errorf("serving gRPC on %s: %w", s.GRPCAddr(), err)
@@ -306,6 +322,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case err = <-errc:
 	}
 	s.shutdown()
+	stopTail()
 	wg.Wait()
 	s.logger.Info("stopped")
 	return err

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -491,6 +492,9 @@ func (a *App) initAPI(ctx context.Context) (service, error) {
 		FlowService: flows.NewServer(a.flows, a.log), TriggerService: a.trig,
 		Storage: a.store, MaxInlineBytes: a.cfg.Storage.MaxInlineBytes,
 	}
+	if a.cfg.Pprof {
+		deps.Debug = pprofHandler()
+	}
 	if a.repo != nil {
 		deps.SearchService = search.New(a.repo, a.log)
 	} else {
@@ -504,6 +508,17 @@ func (a *App) initAPI(ctx context.Context) (service, error) {
 	return s, nil
 }
 
+// pprofHandler serves net/http/pprof's profiles under /debug/pprof/.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
 // initMetrics serves /metrics and /healthz for processes without the API role.
 func (a *App) initMetrics(ctx context.Context) (service, error) {
 	lis, err := net.Listen("tcp", a.cfg.MetricsAddr)
@@ -513,6 +528,9 @@ func (a *App) initMetrics(ctx context.Context) (service, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	if a.cfg.Pprof {
+		mux.Handle("/debug/", pprofHandler())
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return runFunc(func(ctx context.Context) error {
 		errc := make(chan error, 1)

@@ -39,6 +39,12 @@ type Config struct {
 	// for Kubernetes probes: "" is readiness, "liveness" liveness, and
 	// "kite.<role>" each role. Empty (the default) disables it.
 	HealthAddr string `yaml:"health_addr"`
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
+	// the metrics address, or the API's HTTP address in a process with the
+	// API role. Off by default: a profile costs CPU while it is taken, and
+	// the goroutine dump shows what the process is doing to whoever can
+	// reach the port.
+	Pprof bool `yaml:"pprof"`
 	// Log configures the server's logs.
 	Log       LogConfig        `yaml:"log"`
 	Kafka     streams.Config   `yaml:"kafka"`
