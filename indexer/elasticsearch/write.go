@@ -142,13 +142,23 @@ func (s *Store) Write(ctx context.Context, docs []repository.Doc) ([]repository.
 	return out, nil
 }
 
+// bulkMetaBytes is about what a bulk request adds to a document: its action
+// line (index, id, version) and newlines.
+const bulkMetaBytes = 160
+
 // bulk sends the documents items[i] for i in todo, with a bulk indexer of
 // its own, and returns their verdicts (by document index).
 func (s *Store) bulk(ctx context.Context, items []bulkItem, todo []int) []itemResult {
 	results := make([]itemResult, len(items))
+	// Each worker allocates a buffer of FlushBytes up front: sized to the
+	// batch, a small Write does not allocate (and clear) megabytes.
+	need := 0
+	for _, i := range todo {
+		need += len(items[i].body) + bulkMetaBytes
+	}
 	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
 		NumWorkers:    min(s.cfg.BulkWorkers, len(todo)),
-		FlushBytes:    s.cfg.FlushBytes,
+		FlushBytes:    min(s.cfg.FlushBytes, need),
 		FlushInterval: s.cfg.FlushInterval,
 		Client:        s.es,
 		// Requests end with the Write's context (the workers' own is
