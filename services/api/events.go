@@ -120,33 +120,24 @@ func (s *Server) load(ctx context.Context, id string) (cacheEntry, error) {
 	return entry, nil
 }
 
-// waitCreated waits for the CREATED event of a new execution, reading its
-// partition p from offset from (taken before its create command was
-// written, so nothing of it comes earlier), and returns the execution as far
-// as the records read by then go; it puts it in the cache, so that a Get
-// that follows continues from there.
-func (s *Server) waitCreated(ctx context.Context, id string, p int32, from int64) (cacheEntry, error) {
-	rd, err := s.topics.newReader(ctx, s.topics.cfg.Topic(streams.TopicExecutionEvents), p, from)
-	if err != nil {
-		return cacheEntry{}, err
+// waitCreated waits for the first events of a new execution (its CREATED
+// and what came with it), which the created tail hands over, and caches the
+// execution.
+func (s *Server) waitCreated(ctx context.Context, id string, created <-chan []*kgo.Record) (cacheEntry, error) {
+	var recs []*kgo.Record
+	select {
+	case recs = <-created:
+	case <-ctx.Done():
+		return cacheEntry{}, ctx.Err()
 	}
-	defer rd.close()
 	var e *execution.Execution
-	for e == nil {
-		recs, err := rd.poll(ctx)
-		if err != nil {
+	for _, rec := range recs {
+		var err error
+		if e, err = fold(e, id, rec); err != nil {
 			return cacheEntry{}, err
 		}
-		for _, rec := range recs {
-			if string(rec.Key) != id {
-				continue
-			}
-			if e, err = fold(e, id, rec); err != nil {
-				return cacheEntry{}, err
-			}
-		}
 	}
-	entry, err := snapshot(e, rd.next)
+	entry, err := snapshot(e, recs[len(recs)-1].Offset+1)
 	if err != nil {
 		return cacheEntry{}, err
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/kiteflow/kite/proto/codec"
 	eventv1 "github.com/kiteflow/kite/proto/gen/kite/event/v1"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
-	"github.com/kiteflow/kite/streams"
 )
 
 // executionService is kite.v1.ExecutionService (proto/kite/v1/execution_service.proto).
@@ -303,16 +302,13 @@ func (s *Server) create(ctx context.Context, n newExecution) (*kitev1.Execution,
 	}
 	wait, cancel := context.WithTimeout(ctx, waitFor)
 	defer cancel()
-	topic := s.topics.cfg.Topic(streams.TopicExecutionEvents)
-	p, err := s.topics.partitionOf(ctx, topic, id)
-	if err != nil {
-		return nil, err
+	// Registered before the command is written, so that the event that
+	// answers it cannot pass unseen.
+	if err := s.created.waitReady(wait); err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
 	}
-	// Nothing of the new execution can come before the stable end now.
-	from, err := s.topics.stableEnd(ctx, topic, p)
-	if err != nil {
-		return nil, err
-	}
+	created := s.created.expect(id)
+	defer s.created.forget(id)
 	cmd := &eventv1.Command{ExecutionId: id, Kind: &eventv1.Command_Create{Create: &eventv1.CreateCommand{
 		Namespace: f.Namespace, FlowId: f.ID, Revision: int32(f.Revision), Inputs: inputs,
 		Labels: n.labels, Trigger: n.trigger, FlowSource: f.Source,
@@ -322,7 +318,7 @@ func (s *Server) create(ctx context.Context, n newExecution) (*kitev1.Execution,
 	}
 	s.logger.Info("execution asked for", fExecutionID(id), fNamespace(f.Namespace), fFlowID(f.ID), zap.Int("revision", f.Revision))
 
-	entry, err := s.waitCreated(wait, id, p, from)
+	entry, err := s.waitCreated(wait, id, created)
 	if err != nil && ctx.Err() == nil && wait.Err() != nil {
 		return nil, status.Errorf(codes.DeadlineExceeded,
 			"execution %s was asked for, but no executor recorded it within %s: is an executor running? It starts once one is; look it up by its id",
