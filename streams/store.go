@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/btree"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -47,14 +47,26 @@ var (
 )
 
 // MemoryStore is a Store in memory, restored from the changelog on start.
+// Keys are kept in order (a B-tree), so that a Range costs the log of the
+// store's size plus the keys it visits: an executor's store holds every
+// execution it ran, and each load ranges over one execution's task runs.
 type MemoryStore struct {
 	mu     sync.RWMutex
-	m      map[string][]byte
+	t      *btree.BTreeG[memEntry]
 	closed bool
 }
 
+type memEntry struct {
+	k string
+	v []byte
+}
+
+func memLess(a, b memEntry) bool { return a.k < b.k }
+
 // NewMemoryStore returns an empty in-memory store.
-func NewMemoryStore() *MemoryStore { return &MemoryStore{m: map[string][]byte{}} }
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{t: btree.NewG(32, memLess)}
+}
 
 func (s *MemoryStore) Get(key []byte) ([]byte, bool, error) {
 	s.mu.RLock()
@@ -62,11 +74,11 @@ func (s *MemoryStore) Get(key []byte) ([]byte, bool, error) {
 	if s.closed {
 		return nil, false, ErrStoreClosed
 	}
-	v, ok := s.m[string(key)]
+	e, ok := s.t.Get(memEntry{k: string(key)})
 	if !ok {
 		return nil, false, nil
 	}
-	return bytes.Clone(v), true, nil
+	return bytes.Clone(e.v), true, nil
 }
 
 func (s *MemoryStore) Put(key, value []byte) error {
@@ -80,7 +92,7 @@ func (s *MemoryStore) Put(key, value []byte) error {
 	}
 	v := make([]byte, len(value)) // non-nil even when empty, like bbolt
 	copy(v, value)
-	s.m[string(key)] = v
+	s.t.ReplaceOrInsert(memEntry{k: string(key), v: v})
 	return nil
 }
 
@@ -90,12 +102,10 @@ func (s *MemoryStore) Delete(key []byte) error {
 	if s.closed {
 		return ErrStoreClosed
 	}
-	delete(s.m, string(key))
+	s.t.Delete(memEntry{k: string(key)})
 	return nil
 }
 
-// Range sorts the matching keys on every call: O(n log n) in the number of
-// matches, fine for the sub-keys of one execution.
 func (s *MemoryStore) Range(prefix []byte, fn func(k, v []byte) bool) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -103,18 +113,9 @@ func (s *MemoryStore) Range(prefix []byte, fn func(k, v []byte) bool) error {
 		return ErrStoreClosed
 	}
 	p := string(prefix)
-	var keys []string
-	for k := range s.m {
-		if strings.HasPrefix(k, p) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !fn([]byte(k), s.m[k]) {
-			break
-		}
-	}
+	s.t.AscendGreaterOrEqual(memEntry{k: p}, func(e memEntry) bool {
+		return strings.HasPrefix(e.k, p) && fn([]byte(e.k), e.v)
+	})
 	return nil
 }
 
@@ -122,7 +123,7 @@ func (s *MemoryStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	s.m = nil
+	s.t = nil
 	return nil
 }
 

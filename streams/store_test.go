@@ -2,6 +2,7 @@ package streams
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -190,5 +191,44 @@ func TestStoreAcceptance(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkStoreRange measures a Range over one execution's sub-keys (10 task
+// runs) in a store holding the state of n executions, as the executor's
+// load does on every cache miss.
+func BenchmarkStoreRange(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		for name, open := range map[string]func(testing.TB) Store{
+			"memory": func(testing.TB) Store { return NewMemoryStore() },
+			"bolt": func(tb testing.TB) Store {
+				s, err := OpenBoltStore(filepath.Join(tb.TempDir(), "state.db"))
+				if err != nil {
+					tb.Fatal(err)
+				}
+				return s
+			},
+		} {
+			b.Run(fmt.Sprintf("%s/executions=%d", name, n), func(b *testing.B) {
+				s := open(b)
+				defer func() { _ = s.Close() }()
+				for i := range n {
+					id := fmt.Sprintf("x/%08d", i)
+					_ = s.Put([]byte(id), []byte("header"))
+					for r := range 10 {
+						_ = s.Put(fmt.Appendf(nil, "%s/r/%02d", id, r), []byte("task run"))
+					}
+				}
+				prefix := fmt.Appendf(nil, "x/%08d/r/", n/2)
+				b.ResetTimer()
+				for b.Loop() {
+					got := 0
+					_ = s.Range(prefix, func(_, _ []byte) bool { got++; return true })
+					if got != 10 {
+						b.Fatalf("%d task runs, want 10", got)
+					}
+				}
+			})
+		}
 	}
 }
