@@ -65,6 +65,7 @@ func (x *Index) Write(ctx context.Context, docs []repository.Doc) ([]repository.
 		return nil, fmt.Errorf("writing %d documents: commit: %w", len(batch), err)
 	}
 	x.dirty.Store(true)
+	x.prepareStmts(ctx, w.unprepared)
 	return rejected, nil
 }
 
@@ -143,7 +144,9 @@ type writer struct {
 	tx    *sql.Tx
 	x     *Index
 	stmts map[string]*sql.Stmt
-	known map[repository.Kind]map[string]*stored // every id of the batch
+	// unprepared are the queries not prepared on the connection yet.
+	unprepared []string
+	known      map[repository.Kind]map[string]*stored // every id of the batch
 
 	// pending are new documents of one kind not inserted yet: they are
 	// inserted insertChunk at a time, with multi-row statements, which
@@ -164,12 +167,51 @@ func (w *writer) stmt(query string) (*sql.Stmt, error) {
 	if s, ok := w.stmts[query]; ok {
 		return s, nil
 	}
-	s, err := w.tx.PrepareContext(w.ctx, query)
-	if err != nil {
-		return nil, fmt.Errorf("preparing %q: %w", query, err)
+	var s *sql.Stmt
+	if shared := w.x.preparedStmt(query); shared != nil {
+		s = w.tx.StmtContext(w.ctx, shared)
+	} else {
+		// The writer's one connection is the transaction's: the statement
+		// is prepared on the connection itself once the transaction ends.
+		var err error
+		if s, err = w.tx.PrepareContext(w.ctx, query); err != nil {
+			return nil, fmt.Errorf("preparing %q: %w", query, err)
+		}
+		w.unprepared = append(w.unprepared, query)
 	}
 	w.stmts[query] = s
 	return s, nil
+}
+
+// preparedStmt returns query as prepared on the writer's connection; nil
+// when it is not yet.
+func (x *Index) preparedStmt(query string) *sql.Stmt {
+	x.stmtsMu.Lock()
+	defer x.stmtsMu.Unlock()
+	return x.stmts[query]
+}
+
+// prepareStmts prepares queries on the writer's connection for the next
+// transactions. It must not run while a transaction holds the connection.
+func (x *Index) prepareStmts(ctx context.Context, queries []string) {
+	for _, q := range queries {
+		if x.preparedStmt(q) != nil {
+			continue
+		}
+		// Not under stmtsMu: the connection may be another write's, which
+		// looks statements up meanwhile.
+		s, err := x.w.PrepareContext(ctx, q)
+		if err != nil {
+			continue // prepared in the next transaction again
+		}
+		x.stmtsMu.Lock()
+		if _, ok := x.stmts[q]; ok || x.stmts == nil {
+			_ = s.Close() // prepared meanwhile, or the index closed
+		} else {
+			x.stmts[q] = s
+		}
+		x.stmtsMu.Unlock()
+	}
 }
 
 func (w *writer) exec(query string, args ...any) (sql.Result, error) {
