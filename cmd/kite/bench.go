@@ -104,6 +104,9 @@ OpenSearch, and runs this against each (docs/benchmarks.md).`,
 			}
 			probe.Processes = append(probe.Processes, pr)
 		}
+		// The load generator's own cost: on one machine it competes with
+		// the server for the same cores.
+		probe.Processes = append(probe.Processes, bench.Process{Name: "kite-bench", PID: os.Getpid()})
 		res := &bench.Result{Name: name, Started: time.Now(), Machine: bench.ThisMachine(), Versions: bench.KiteVersions(version)}
 		for _, v := range versions {
 			k, val, ok := strings.Cut(v, "=")

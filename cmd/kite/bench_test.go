@@ -98,8 +98,13 @@ func TestBench(t *testing.T) {
 		if r.Created != r.Rate/20 || r.Succeeded != r.Created || r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 || r.TaskRunsPerExecution != 2 {
 			t.Errorf("rate %d: %+v: want %d created and succeeded, 2 task runs each, ordered latencies", r.Rate, r, r.Rate/20)
 		}
-		if len(r.Usage.Processes) != 1 || r.Usage.Processes[0].RSSMaxBytes <= 0 || r.Usage.Processes[0].Cores <= 0 {
-			t.Errorf("rate %d: usage %+v: want the standalone process's CPU and RSS", r.Rate, r.Usage)
+		if len(r.Usage.Processes) != 2 || r.Usage.Processes[0].Name != "standalone" || r.Usage.Processes[1].Name != "kite-bench" {
+			t.Fatalf("rate %d: usage %+v: want the standalone process's and kite bench's own", r.Rate, r.Usage)
+		}
+		for _, p := range r.Usage.Processes {
+			if p.RSSMaxBytes <= 0 || p.Cores <= 0 {
+				t.Errorf("rate %d: %s used %.2f cores, %d bytes RSS: want both measured", r.Rate, p.Name, p.Cores, p.RSSMaxBytes)
+			}
 		}
 		if p := r.Usage.Projection; p == nil || p.DocsPerSecond <= 0 || p.LagP99Ms <= 0 {
 			t.Errorf("rate %d: projection %+v: want the embedded indexer's documents and lag", r.Rate, p)
