@@ -123,16 +123,26 @@ bench-core: ## run the Go benchmarks of core/ (expressions, the state machine, p
 # one process per role on a real Kafka and OpenSearch of its own (integration/bench/bench.sh):
 # the two-task flow at fixed rates up to the first whose p99 passes 1s, five If tasks, ForEach
 # of 100 and 1,000 items with the bytes written to Kafka, CPU and RSS of every process and the
-# indexer's projection lag. About 20 minutes, so not part of `make test`. Results (JSON, table,
+# indexer's projection lag. About 10 minutes, so not part of `make test`. Results (JSON, table,
 # SVG chart) and the servers' logs go to bin/bench/standalone and bin/bench/distributed;
 # BENCH_FLAGS go to kite bench (e.g. BENCH_FLAGS='--rates 1000,2000 --step 20s').
 BENCH_OUT ?= bin/bench
 BENCH_FLAGS ?=
 
-bench: build ## measure standalone and distributed Kite with kite bench: rates, If, ForEach, CPU/RSS, projection lag (~20 min)
+bench: build ## measure standalone and distributed Kite with kite bench: rates, If, ForEach, CPU/RSS, projection lag (~10 min)
 	integration/bench/bench.sh standalone $(BENCH_OUT)/standalone $(BENCH_FLAGS)
 	GO=$(GO) integration/kafka/with-kafka.sh integration/opensearch/with-opensearch.sh \
 		integration/bench/bench.sh distributed $(BENCH_OUT)/distributed $(BENCH_FLAGS)
+
+# Issue 9's chaos test (integration/chaos): 10,000 executions of a mix of flows (sequential,
+# parallel, ForEach, retries, subflows), every role in a process of its own on a real Kafka
+# (started by the test, restarted once) and OpenSearch, while a random role process is
+# SIGKILLed every few seconds; then it checks on Kafka that nothing was lost or applied twice,
+# that the search index matches, and that a side effect happened once per attempt. About 11
+# minutes; exits non-zero on any violation. KITE_CHAOS_* variables tune it (integration/chaos/doc.go).
+chaos: ## 10,000 executions while role processes are SIGKILLed and the broker restarts; verifies nothing is lost or doubled (~11 min)
+	KITE_CHAOS=1 GO=$(GO) integration/opensearch/with-opensearch.sh \
+		$(GO) test -count=1 -timeout 25m -run '^TestChaos$$' -v ./integration/chaos
 
 # Issue 7's file benchmark (integration/bench/files_test.go): a file (1 GiB; KITE_BENCH_FILE_SIZE)
 # goes through a FILE input, a shell task copying it to an output file, and a download, on a

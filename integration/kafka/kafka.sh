@@ -5,6 +5,8 @@
 #   kafka.sh fetch          download the jars into ~/.cache/kite/kafka/VERSION/libs (first run only)
 #   kafka.sh start [DIR]    format DIR, start the broker, wait until it answers; prints KAFKA_BROKERS=ADDR
 #   kafka.sh stop [DIR]     SIGTERM, SIGKILL after a grace period, remove DIR
+#   kafka.sh restart [DIR]  stop the broker (SIGTERM, SIGKILL after a grace period) and start it
+#                           again on the same address with its data kept; prints KAFKA_BROKERS=ADDR
 #   kafka.sh status [DIR]   exit 0 and print the address when the broker in DIR runs
 #
 # DIR defaults to $KITE_KAFKA_DIR or ${TMPDIR:-/tmp}/kite-kafka-$UID. It holds the data,
@@ -85,7 +87,7 @@ free_port() {
 }
 
 start() {
-	local dir pid port cport cluster_id deadline
+	local dir port cport cluster_id
 	dir="$(state_dir "${1:-}")"
 	if running "$dir"; then
 		log "already running in $dir"
@@ -138,7 +140,8 @@ logger.kafka.level = info
 logger.state.name = state.change.logger
 logger.state.level = warn
 EOF
-	local java=(java -cp "$LIBS/*" -Dlog4j2.configurationFile="$dir/log4j2.properties" -Djava.awt.headless=true)
+	local java
+	java_cmd "$dir"
 	# A cluster id is 16 random bytes in URL-safe base64 without padding.
 	# One starting with "-" would be read as an option by the storage tool.
 	cluster_id="-"
@@ -147,38 +150,97 @@ EOF
 	done
 	"${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
 		>"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "formatting $dir failed"; }
+	echo "127.0.0.1:$port" >"$dir/brokers"
 
+	local rc=0
+	launch "$dir" || rc=$?
+	if ((rc == 3)) && ((${KITE_KAFKA_START_TRIES:-0} < 3)); then
+		# Another process took one of the free ports between the check and the
+		# bind (a second Kafka starting at the same time): try new ports.
+		log "a port was taken while Kafka started; starting again on other ports"
+		KITE_KAFKA_START_TRIES=$((${KITE_KAFKA_START_TRIES:-0} + 1)) exec "$0" start "${1:-}"
+	fi
+	((rc == 0)) || die "Kafka did not start (logs in $dir)"
+	echo "KAFKA_BROKERS=127.0.0.1:$port"
+}
+
+# java_cmd DIR: the java command line of the broker of DIR, into the array java.
+java_cmd() {
+	java=(java -cp "$LIBS/*" -Dlog4j2.configurationFile="$1/log4j2.properties" -Djava.awt.headless=true)
+}
+
+# launch DIR: run the broker formatted in DIR (on the address in DIR/brokers) and wait until
+# it serves. Returns 3 when it exited because one of its ports was taken, 1 on other failures
+# (the end of its logs printed).
+launch() {
+	local dir="$1" addr port pid deadline java
+	addr="$(cat "$dir/brokers")"
+	port="${addr##*:}"
+	java_cmd "$dir"
 	# setsid: the broker is not in make's process group, so ^C on make does not kill it
 	# before `stop` runs; stop is what ends it.
 	# shellcheck disable=SC2086
 	setsid "${java[@]}" $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-		kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 </dev/null &
+		kafka.Kafka "$dir/server.properties" >>"$dir/stdout.log" 2>&1 </dev/null &
 	pid=$!
 	echo "$pid" >"$dir/kafka.pid"
-	echo "127.0.0.1:$port" >"$dir/brokers"
 
 	deadline=$((SECONDS + READY_TIMEOUT))
 	until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
 		if ! kill -0 "$pid" 2>/dev/null; then
-			# Another process took one of the free ports between the check and the
-			# bind (a second Kafka starting at the same time): try new ports.
-			if grep -qs "Address already in use" "$dir/stdout.log" "$dir/server.log" &&
-				((${KITE_KAFKA_START_TRIES:-0} < 3)); then
-				log "a port was taken while Kafka started; starting again on other ports"
-				KITE_KAFKA_START_TRIES=$((${KITE_KAFKA_START_TRIES:-0} + 1)) exec "$0" start "${1:-}"
-			fi
+			if grep -qs "Address already in use" "$dir/stdout.log" "$dir/server.log"; then return 3; fi
 			tail -n 40 "$dir/stdout.log" "$dir/server.log" >&2 2>/dev/null || true
-			die "Kafka exited while starting (logs in $dir)"
+			log "Kafka exited while starting (logs in $dir)"
+			return 1
 		fi
-		((SECONDS < deadline)) || { tail -n 40 "$dir/server.log" >&2 || true; die "Kafka not listening on 127.0.0.1:$port after ${READY_TIMEOUT}s"; }
+		if ((SECONDS >= deadline)); then
+			tail -n 40 "$dir/server.log" >&2 || true
+			log "Kafka not listening on $addr after ${READY_TIMEOUT}s"
+			return 1
+		fi
 		sleep 0.3
 	done
 	# Listening is not serving: wait until a metadata request lists this broker and a
 	# topic can be created and deleted (the controller has elected itself).
-	(cd "$REPO" && "$GO" run ./integration/kafka/ready -brokers "127.0.0.1:$port" -timeout "$((deadline - SECONDS))s") ||
-		{ tail -n 40 "$dir/server.log" >&2 || true; die "Kafka on 127.0.0.1:$port did not become ready"; }
-	log "Kafka $KAFKA_VERSION ready on 127.0.0.1:$port (pid $pid, dir $dir)"
-	echo "KAFKA_BROKERS=127.0.0.1:$port"
+	if ! (cd "$REPO" && "$GO" run ./integration/kafka/ready -brokers "$addr" -timeout "$((deadline - SECONDS))s"); then
+		tail -n 40 "$dir/server.log" >&2 || true
+		log "Kafka on $addr did not become ready"
+		return 1
+	fi
+	log "Kafka $KAFKA_VERSION ready on $addr (pid $pid, dir $dir)"
+}
+
+# restart DIR: stop the broker as `stop` does, but keep DIR, then run it again from it: same
+# data, same address, same cluster. Not SIGKILL: after a crash, this single-node KRaft broker
+# (4.3.1) can finish a transaction that was prepared before the crash without writing its
+# markers (it sends them while its partitions have no leader yet, and skips them as "likely
+# deleted"), which leaves offsets pending and partitions unreadable for read-committed
+# consumers for good.
+restart() {
+	local dir pid
+	dir="$(state_dir "${1:-}")"
+	[[ -f "$dir/server.properties" && -f "$dir/brokers" ]] || die "no broker in $dir: start one first"
+	dir="$(cd "$dir" && pwd)"
+	if running "$dir"; then
+		pid="$(cat "$dir/kafka.pid")"
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do # 20 s grace for a clean shutdown
+			running "$dir" || break
+			sleep 0.2
+		done
+		if running "$dir"; then
+			log "Kafka (pid $pid) did not stop in 20s: SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+			for _ in $(seq 1 50); do
+				running "$dir" || break
+				sleep 0.2
+			done
+		fi
+		! running "$dir" || die "Kafka (pid $pid) still runs"
+		log "stopped Kafka (pid $pid); starting it again"
+	fi
+	launch "$dir" || die "Kafka did not start again (logs in $dir)"
+	echo "KAFKA_BROKERS=$(cat "$dir/brokers")"
 }
 
 stop() {
@@ -216,9 +278,10 @@ case "${1:-}" in
 fetch) fetch ;;
 start) start "${2:-}" ;;
 stop) stop "${2:-}" ;;
+restart) restart "${2:-}" ;;
 status) status "${2:-}" ;;
 *)
-	echo "usage: $0 fetch|start [DIR]|stop [DIR]|status [DIR]" >&2
+	echo "usage: $0 fetch|start [DIR]|stop [DIR]|restart [DIR]|status [DIR]" >&2
 	exit 2
 	;;
 esac
