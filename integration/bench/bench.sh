@@ -97,10 +97,10 @@ distributed)
 	if [[ -n "${KITE_KAFKA_PID_FILE:-}" ]]; then
 		kpid="$(cat "$KITE_KAFKA_PID_FILE")"
 		processes+=(--process "kafka=$kpid")
-		# The version is in the name of the broker's jar, on its command line.
-		if v="$(tr '\0' '\n' <"/proc/$kpid/cmdline" | grep -o 'kafka_2\.13-[0-9.]*\.jar' | head -n 1)" && [[ -n "$v" ]]; then
-			v="${v#kafka_2.13-}"
-			versions+=(--version "kafka=${v%.jar}")
+		# The version names the folder of the broker's jars (kafka.sh's cache), on its class path.
+		if v="$(tr '\0' '\n' <"/proc/$kpid/cmdline" | grep -o 'kafka/[0-9][0-9.]*/libs' | head -n 1)" && [[ -n "$v" ]]; then
+			v="${v#kafka/}"
+			versions+=(--version "kafka=${v%/libs}")
 		fi
 	fi
 	[[ -n "${KITE_OPENSEARCH_PID_FILE:-}" ]] && processes+=(--process "opensearch=$(cat "$KITE_OPENSEARCH_PID_FILE")")
