@@ -13,6 +13,9 @@ set -euo pipefail
 KITE="${KITE:-bin/kite}"
 log() { echo "bench.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh" # free_port
 
 (($# >= 2)) || die "usage: $0 standalone|distributed OUT [kite bench flags...]"
 mode="$1" out="$2"
@@ -32,19 +35,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
-free_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no free port found"
-}
 
 # start NAME ROLES [VAR=VALUE...]: `kite server ROLES` in the background, its log in OUT.
 start() {

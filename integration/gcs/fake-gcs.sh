@@ -29,6 +29,8 @@ REPO="$(cd "$HERE/../.." && pwd)"
 
 log() { echo "fake-gcs.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh" # free_port
 
 state_dir() { echo "${1:-${KITE_GCS_DIR:-${TMPDIR:-/tmp}/kite-gcs-$UID}}"; }
 
@@ -47,19 +49,6 @@ running() {
 	[[ -f "$1/fake-gcs.pid" ]] || return 1
 	pid="$(cat "$1/fake-gcs.pid")"
 	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && grep -q 'fake-gcs-server' "/proc/$pid/cmdline" 2>/dev/null
-}
-
-# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
-free_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no free port found"
 }
 
 # kill_server PID: SIGTERM, SIGKILL when it has not exited after 10 s.

@@ -25,6 +25,8 @@ REPO="$(cd "$HERE/../.." && pwd)"
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh" # free_port
 
 state_dir() { echo "${1:-${KITE_KAFKA_DIR:-${TMPDIR:-/tmp}/kite-kafka-$UID}}"; }
 
@@ -71,19 +73,6 @@ running() {
 	[[ -f "$1/kafka.pid" ]] || return 1
 	pid="$(cat "$1/kafka.pid")"
 	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && grep -q 'kafka\.Kafka' "/proc/$pid/cmdline" 2>/dev/null
-}
-
-# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
-free_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no free port found"
 }
 
 start() {

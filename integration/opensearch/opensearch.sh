@@ -28,6 +28,8 @@ MAIN="$HERE/KiteOpenSearch.java"
 
 log() { echo "opensearch.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh" # free_port
 
 state_dir() { echo "${1:-${KITE_OPENSEARCH_DIR:-${TMPDIR:-/tmp}/kite-opensearch-$UID}}"; }
 
@@ -73,19 +75,6 @@ running() {
 	[[ -f "$1/opensearch.pid" ]] || return 1
 	pid="$(cat "$1/opensearch.pid")"
 	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && grep -q 'KiteOpenSearch' "/proc/$pid/cmdline" 2>/dev/null
-}
-
-# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
-free_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no free port found"
 }
 
 # kill_node PID: SIGTERM, SIGKILL when it has not exited after 20 s.
