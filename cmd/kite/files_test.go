@@ -31,6 +31,7 @@ import (
 	"github.com/kiteflow/kite/core/flow"
 	"github.com/kiteflow/kite/core/storage"
 	"github.com/kiteflow/kite/core/storage/local"
+	"github.com/kiteflow/kite/integration/clustertest"
 	kitev1 "github.com/kiteflow/kite/proto/gen/kite/v1"
 	"github.com/kiteflow/kite/services/api"
 	"github.com/kiteflow/kite/streams"
@@ -64,7 +65,7 @@ func startFilesAPI(t *testing.T, store storage.Storage) *filesAPI {
 	t.Cleanup(cluster.Close)
 	kc := streams.Defaults()
 	kc.Brokers, kc.Partitions = cluster.ListenAddrs(), 1
-	adm := kadm.NewClient(kafkaClient(t, kc))
+	adm := kadm.NewClient(clustertest.Client(t, kc))
 	if err := streams.EnsureTopics(t.Context(), adm, kc); err != nil {
 		t.Fatal(err)
 	}
@@ -85,20 +86,6 @@ func startFilesAPI(t *testing.T, store storage.Storage) *filesAPI {
 	return &filesAPI{addr: srv.GRPCAddr(), kafka: kc, store: store}
 }
 
-func kafkaClient(t *testing.T, kc streams.Config, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	all, err := kc.ClientOpts(zap.NewNop(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(all...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
 // execution records the CREATED event of a new execution of company.team
 // etl, as the executor would, and returns its id.
 func (a *filesAPI) execution(t *testing.T) string {
@@ -111,7 +98,7 @@ func (a *filesAPI) execution(t *testing.T) string {
 		t.Fatal(err)
 	}
 	rec := &kgo.Record{Topic: a.kafka.Topic(streams.TopicExecutionEvents), Key: []byte(id), Value: v}
-	if err := kafkaClient(t, a.kafka).ProduceSync(t.Context(), rec).FirstErr(); err != nil {
+	if err := clustertest.Client(t, a.kafka).ProduceSync(t.Context(), rec).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	return id

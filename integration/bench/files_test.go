@@ -267,7 +267,7 @@ func benchFiles(t *testing.T, o fileOptions, kite, name string, input, small inp
 	stop()
 	res.peak = procStatus(srv.pid, "VmHWM")
 	if err != nil {
-		t.Fatalf("the %s file: %v", humanSize(input.size), err)
+		t.Fatalf("the %s file: %v", sizeText(input.size), err)
 	}
 	res.transferred = ex
 	if !ex.contentOK {
@@ -600,24 +600,6 @@ func procStatus(pid int, field string) int64 {
 	return kBField(fmt.Sprintf("/proc/%d/status", pid), field)
 }
 
-// kBField reads a "Field:   123 kB" line of a /proc file, in bytes; 0 when
-// unknown.
-func kBField(path, field string) int64 {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			if f := strings.Fields(v); len(f) > 0 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n << 10
-			}
-		}
-	}
-	return 0
-}
-
 // fakeGCSPID finds the fake-gcs-server listening on addr (fake-gcs.sh's:
 // -host and -port on its command line); 0 when there is none here.
 func fakeGCSPID(addr string) int {
@@ -709,17 +691,13 @@ func describeHost(t *testing.T, kite string) string {
 	if out, err := exec.CommandContext(t.Context(), kite, "version").Output(); err == nil {
 		version = strings.TrimSpace(string(out))
 	}
+	m := ThisMachine()
 	cpu, mem, load := "", "", ""
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = " (" + strings.TrimSpace(v) + ")"
-				break
-			}
-		}
+	if m.CPU != "" {
+		cpu = " (" + m.CPU + ")"
 	}
-	if total := kBField("/proc/meminfo", "MemTotal"); total > 0 {
-		mem = fmt.Sprintf(", %s RAM (%s available)", humanSize(total), humanSize(kBField("/proc/meminfo", "MemAvailable")))
+	if m.MemoryBytes > 0 {
+		mem = fmt.Sprintf(", %s RAM (%s available)", sizeText(m.MemoryBytes), sizeText(kBField("/proc/meminfo", "MemAvailable")))
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) >= 3 {
@@ -728,19 +706,6 @@ func describeHost(t *testing.T, kite string) string {
 	}
 	return fmt.Sprintf("%s, commit %s, %s; %s/%s, %d CPUs%s%s%s; test %s", time.Now().Format(time.RFC3339),
 		gitDescribe(t.Context()), version, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpu, mem, load, runtime.Version())
-}
-
-// humanSize is 512 B, 64.0 MiB, 1.00 GiB.
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
@@ -759,7 +724,7 @@ func (r *filesResult) String(host string) string {
 		}
 		return mib(n)
 	}
-	fmt.Fprintf(&b, "== Kite files: %s through a FILE input, a shell task (cp) to an output file, and a download; %s\n", humanSize(r.size), r.name)
+	fmt.Fprintf(&b, "== Kite files: %s through a FILE input, a shell task (cp) to an output file, and a download; %s\n", sizeText(r.size), r.name)
 	fmt.Fprintf(&b, "%s\n", host)
 	b.WriteString("phases: upload = kite execution run --input data=@file (until CreateWithFiles returns); run = kite execution watch until the end;\n" +
 		"download = kite execution files --download --file <out.bin>. Memory in MiB; server = kite server standalone (every role, embedded broker)\n\n")
@@ -790,7 +755,7 @@ func (r *filesResult) String(host string) string {
 		since = "since the server started: clear_refs could not reset it, so an upper bound"
 	}
 	fmt.Fprintf(&b, "server peak RSS growth: %s MiB (%s; limit %s MiB): VmHWM %s MiB (%s) - baseline VmRSS %s MiB (after a warm-up execution of %s)\n",
-		mib(growth), verdict, mib(rssLimit), mib(r.peak), since, mib(r.baseline), humanSize(warmupSize))
+		mib(growth), verdict, mib(rssLimit), mib(r.peak), since, mib(r.baseline), sizeText(warmupSize))
 	fmt.Fprintf(&b, "  cross-check: highest VmRSS of %d samples every 100ms: %s MiB, growth %s MiB\n", s.samples, mib(sampled), mib(sampled-r.baseline))
 	var heap int64
 	for p := range numPhases {

@@ -28,15 +28,26 @@ func ThisMachine() Machine {
 			}
 		}
 	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				m.MemoryBytes = kb * 1024
+	m.MemoryBytes = kBField("/proc/meminfo", "MemTotal")
+	return m
+}
+
+// kBField reads a "Field:   123 kB" line of a /proc file, in bytes; 0 when
+// unknown.
+func kBField(path, field string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n << 10
 			}
 		}
 	}
-	return m
+	return 0
 }
 
 // KiteVersions are this binary's version, commit and Go version.

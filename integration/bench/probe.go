@@ -242,16 +242,7 @@ func readProc(pid int) procSample {
 	u, _ := strconv.ParseUint(f[11], 10, 64)
 	st, _ := strconv.ParseUint(f[12], 10, 64)
 	out := procSample{cpu: float64(u+st) / clockTicks}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return procSample{err: err}
-	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			out.rss = kb * 1024
-		}
-	}
+	out.rss = kBField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS")
 	return out
 }
 

@@ -121,8 +121,7 @@ func Run(ctx context.Context, cfg Config, res *Result) (err error) {
 	}
 	r := &Runner{cfg: cfg, execs: kitev1.NewExecutionServiceClient(cfg.Conn), obs: NewObserver()}
 	flows := kitev1.NewFlowServiceClient(cfg.Conn)
-	for _, id := range []string{FlowLogReturn, FlowIfs, FlowForEach} {
-		src := flowSources(cfg.ForEachConcurrency)[id]
+	for id, src := range flowSources(cfg.ForEachConcurrency) {
 		if _, err := flows.Apply(ctx, &kitev1.FlowServiceApplyRequest{Source: src}); err != nil {
 			return fmt.Errorf("applying flow %s.%s: %w", Namespace, id, err)
 		}
